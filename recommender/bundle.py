@@ -1,0 +1,273 @@
+"""The model bundle: one directory with every part of a trained recommender and a manifest.
+
+Layout of a bundle root given to ``--out``/``--model``::
+
+    ROOT/current -> versions/20261203T140501Z     (a symlink, swapped atomically)
+    ROOT/versions/20261203T140501Z/manifest.json  (written last; lists each file's sha256)
+    ROOT/versions/20261203T140501Z/{catalog.csv, popularity.npy, scaler.json,
+                                     content.ann, content.npz, collab.ann, collab.npz,
+                                     collab.keras}
+
+A new version is written in a temporary directory, renamed into ``versions/`` and only then
+made ``current``, so a crash while saving leaves the old bundle serving, and files a running
+process has memory-mapped are never written over. Loading checks the manifest and every file's
+size and checksum and refuses anything else with :class:`BundleError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recommender.catalog import TrackCatalog
+from recommender.collab import COLLAB_METRIC, CollabModel
+from recommender.content import (
+    CONTENT_DIM,
+    CONTENT_METRIC,
+    FEATURE_ORDER,
+    ContentTower,
+    FeatureScaler,
+)
+from recommender.hybrid import FusionSettings, HybridRecommender
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+CURRENT = "current"
+VERSIONS = "versions"
+KEEP_VERSIONS = 2
+_LIBRARIES = ("numpy", "pandas", "annoy", "tensorflow-cpu", "keras")
+
+
+class BundleError(Exception):
+    """A bundle that is missing, damaged or from an incompatible version."""
+
+
+def _library_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in _LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def save_bundle(
+    recommender: HybridRecommender,
+    scaler: FeatureScaler,
+    root: Path,
+    *,
+    training: dict[str, Any],
+) -> Path:
+    """Write ``recommender`` as a new version under ``root`` and make it current.
+
+    ``training`` goes into the manifest as is (data fingerprint, settings, metrics, sizes).
+    Returns the version directory.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    versions = root / VERSIONS
+    versions.mkdir(exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    staging = Path(tempfile.mkdtemp(prefix=f".{stamp}-", dir=versions))
+    try:
+        manifest = _write_parts(recommender, scaler, staging, training)
+        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _fsync_tree(staging)
+        final = versions / stamp
+        staging.rename(final)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _point_current(root, final)
+    _prune(versions, keep=final)
+    log.info("saved bundle %s", final)
+    return final
+
+
+def _write_parts(
+    recommender: HybridRecommender, scaler: FeatureScaler, directory: Path, training: dict[str, Any]
+) -> dict[str, Any]:
+    recommender.catalog.save(directory / "catalog.csv")
+    np.save(directory / "popularity.npy", recommender.popular_rows)
+    (directory / "scaler.json").write_text(json.dumps(scaler.to_dict(), indent=2) + "\n")
+    content = recommender.content.save(directory) if recommender.content else None
+    collab = recommender.collab.save(directory) if recommender.collab else None
+    files = {
+        path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
+        for path in sorted(directory.iterdir())
+        if path.is_file()
+    }
+    return {
+        "format_version": FORMAT_VERSION,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "libraries": _library_versions(),
+        "catalog": {"file": "catalog.csv", "tracks": len(recommender.catalog)},
+        "popularity": {"file": "popularity.npy", "tracks": len(recommender.popular_rows)},
+        "features": {
+            "order": list(FEATURE_ORDER),
+            "scaler": "scaler.json",
+            "dimension": CONTENT_DIM,
+        },
+        "content": content,
+        "collaborative": collab,
+        "fusion": asdict(recommender.fusion),
+        "training": training,
+        "files": files,
+    }
+
+
+def _point_current(root: Path, version: Path) -> None:
+    link = root / CURRENT
+    temporary = root / f".{CURRENT}.{os.getpid()}.{time.monotonic_ns()}"
+    os.symlink(Path(VERSIONS) / version.name, temporary)
+    os.replace(temporary, link)
+
+
+def _prune(versions: Path, keep: Path) -> None:
+    """Delete all but the newest KEEP_VERSIONS versions, and staging left by a crash."""
+    done = sorted((p for p in versions.iterdir() if not p.name.startswith(".")), reverse=True)
+    for old in done[KEEP_VERSIONS:]:
+        if old != keep:
+            shutil.rmtree(old, ignore_errors=True)
+    for stale in versions.glob(".*"):
+        if time.time() - stale.stat().st_mtime > 24 * 3600:
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def resolve_bundle(path: Path) -> Path:
+    """The version directory that ``path`` names: a version itself or a root with ``current``."""
+    if (path / MANIFEST).is_file():
+        return path
+    current = path / CURRENT
+    if current.exists() and (current / MANIFEST).is_file():
+        return current.resolve()
+    if not path.exists():
+        raise BundleError(f"no model at {path}; train one with: harmonya train --out {path}")
+    raise BundleError(f"{path} is not a HarmonYa model (no {MANIFEST}, no '{CURRENT}' link)")
+
+
+def read_manifest(directory: Path) -> dict[str, Any]:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(f"the manifest of {directory} is unreadable: {error}") from error
+    if not isinstance(manifest, dict):
+        raise BundleError(f"the manifest of {directory} is not a JSON object")
+    version = manifest.get("format_version")
+    if version != FORMAT_VERSION:
+        raise BundleError(
+            f"{directory} has bundle format {version!r}; this HarmonYa reads format "
+            f"{FORMAT_VERSION}: retrain with harmonya train"
+        )
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    """Refuse a bundle whose files are missing, truncated, altered or unlisted in the manifest."""
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"the manifest of {directory} lists no files")
+    for name, expected in files.items():
+        path = directory / name
+        if not path.is_file():
+            raise BundleError(f"{directory} is damaged: {name} is missing")
+        if path.stat().st_size != expected.get("bytes"):
+            raise BundleError(f"{directory} is damaged: {name} has the wrong size (truncated?)")
+        if _sha256(path) != expected.get("sha256"):
+            raise BundleError(f"{directory} is damaged: {name} does not match its checksum")
+
+
+def _check_shape(manifest: dict[str, Any]) -> None:
+    features = manifest.get("features", {})
+    if features.get("order") != list(FEATURE_ORDER) or features.get("dimension") != CONTENT_DIM:
+        raise BundleError("the bundle was built for another audio-feature layout; retrain it")
+    content, collab = manifest.get("content"), manifest.get("collaborative")
+    if content and content.get("metric") != CONTENT_METRIC:
+        raise BundleError(
+            f"the content index metric {content.get('metric')!r} is not {CONTENT_METRIC!r}"
+        )
+    if content and content.get("dimension") != CONTENT_DIM:
+        raise BundleError("the content index dimension does not match the feature layout")
+    if collab and collab.get("metric") != COLLAB_METRIC:
+        raise BundleError(
+            f"the collaborative metric {collab.get('metric')!r} is not {COLLAB_METRIC!r}"
+        )
+
+
+def load_bundle(path: Path, *, verify: bool = True) -> tuple[HybridRecommender, dict[str, Any]]:
+    """Load a bundle for serving (numpy and Annoy only; TensorFlow is not imported).
+
+    >>> recommender, manifest = load_bundle(Path("models/default"))
+    >>> recommender.recommend(track_ids, top_k=10)
+    """
+    started = time.perf_counter()
+    directory = resolve_bundle(path)
+    manifest = read_manifest(directory)
+    if verify:
+        verify_files(directory, manifest)
+    try:
+        _check_shape(manifest)
+        catalog = TrackCatalog.load(directory / manifest["catalog"]["file"])
+        if len(catalog) != manifest["catalog"]["tracks"]:
+            raise BundleError("the catalogue size differs from the manifest")
+        popular = np.load(directory / manifest["popularity"]["file"]).astype(np.int64)
+        if len(popular) and (popular.min() < 0 or popular.max() >= len(catalog)):
+            raise BundleError("popularity rows fall outside the catalogue")
+        entry = manifest.get("content")
+        content = ContentTower.load(directory, entry, len(catalog)) if entry else None
+        entry = manifest.get("collaborative")
+        collab = CollabModel.load(directory, entry, len(catalog)) if entry else None
+        fusion = FusionSettings(**manifest.get("fusion", {}))
+    except BundleError:
+        raise
+    except (KeyError, TypeError, ValueError, OSError) as error:
+        raise BundleError(f"{directory} is damaged or inconsistent: {error}") from error
+    log.info(
+        "loaded bundle %s: %d tracks in %.2f s",
+        directory.name,
+        len(catalog),
+        time.perf_counter() - started,
+    )
+    return HybridRecommender(catalog, collab, content, popular, fusion), manifest
+
+
+def load_scaler(path: Path) -> FeatureScaler:
+    directory = resolve_bundle(path)
+    manifest = read_manifest(directory)
+    return FeatureScaler.from_dict(
+        json.loads((directory / manifest["features"]["scaler"]).read_text())
+    )

@@ -1,0 +1,307 @@
+"""The ``harmonya`` command line: train, recommend, similar and the quick-start demo."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from tqdm import tqdm
+
+from recommender.bundle import BundleError, load_bundle, save_bundle
+from recommender.collab import CollabSettings
+from recommender.data import DataError, find_mpd_files, iter_playlists
+from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownTrackError
+from recommender.links import LinkError, parse_track_ref, track_uri
+from recommender.playlist_io import (
+    PlaylistFileError,
+    read_challenge_set,
+    read_playlist_file,
+    write_submission,
+)
+from recommender.train import TrainSettings, train_from_directory
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = Path(os.environ.get("HARMONYA_MODEL_DIR", "models/default"))
+DEFAULT_DATA = Path(os.environ.get("HARMONYA_DATA_DIR", "../shared/data/raw"))
+CHALLENGE_LENGTH = 500
+MPD_HELP = (
+    "Get the Million Playlist Dataset from AIcrowd (the 'Spotify Million Playlist Dataset "
+    "Challenge' page), unpack it, and pass its data folder: harmonya train --data PATH/data"
+)
+EXPECTED_ERRORS = (
+    BundleError,
+    DataError,
+    LinkError,
+    PlaylistFileError,
+    UnknownTrackError,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(click.ClickException):
+    """A one-line error for the terminal; exit status 1."""
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"error: {self.message}", err=True)
+
+
+def friendly(command: F) -> F:
+    """Turn expected failures into one line on stderr instead of a traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except EXPECTED_ERRORS as error:
+            raise UserError(str(error)) from error
+        except KeyboardInterrupt:
+            raise UserError("interrupted") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True, help="Log details (sizes, timings) to stderr.")
+def cli(verbose: bool) -> None:
+    """HarmonYa: playlist recommendations from co-occurrence and audio features."""
+    _setup_logging(verbose)
+
+
+def _load(model: Path) -> HybridRecommender:
+    recommender, _ = load_bundle(model)
+    return recommender
+
+
+def _parse_tracks(references: Sequence[str]) -> list[str]:
+    return [parse_track_ref(reference) for reference in references]
+
+
+def _print_result(
+    result: RecommendationResult, recommender: HybridRecommender, as_json: bool
+) -> None:
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    for number, item in enumerate(result.items, start=1):
+        row = recommender.catalog.index_of(item.track_id)
+        label = recommender.catalog.label(row) if row is not None else item.uri
+        reason = ", ".join(item.sources)
+        if item.because and item.because != item.track_id:
+            because_row = recommender.catalog.index_of(item.because)
+            if because_row is not None:
+                reason += f"; because you have {recommender.catalog.label(because_row)}"
+        click.echo(f"{number:>3}. {label}  {item.url}  ({reason})")
+    click.echo(
+        f"seeds: {result.seeds}, known to the collaborative tower: {result.collab_known}, "
+        f"with audio features: {result.content_known}, unknown: {len(result.unknown)}",
+        err=True,
+    )
+
+
+@cli.command()
+@click.option(
+    "--data",
+    "data",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_DATA,
+    show_default=True,
+    help="Folder with MPD slices (mpd.slice.*.json[.gz]) and audio-feature tables.",
+)
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_MODEL,
+    show_default=True,
+    help="Bundle folder to write; an existing bundle there is replaced atomically.",
+)
+@click.option(
+    "--epochs", type=click.IntRange(1, 100), default=CollabSettings.epochs, show_default=True
+)
+@click.option(
+    "--dimension", type=click.IntRange(8, 512), default=CollabSettings.dimension, show_default=True
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@friendly
+def train(data: Path, out: Path, epochs: int, dimension: int, seed: int) -> None:
+    """Ingest everything under --data, train both towers, write the bundle."""
+    if not data.exists():
+        raise UserError(f"no data at {data}. {MPD_HELP}")
+    started = time.perf_counter()
+    settings = TrainSettings(
+        collab=CollabSettings(epochs=epochs, dimension=dimension, seed=seed), seed=seed
+    )
+    trained = train_from_directory(data, settings, progress=lambda m: click.echo(m, err=True))
+    version = save_bundle(trained.recommender, trained.scaler, out, training=trained.training)
+    info = trained.training
+    click.echo(
+        f"trained on {info['playlists']:,} playlists, {info['rows']:,} rows; catalogue "
+        f"{len(trained.recommender.catalog):,} tracks; final loss {info['collab_losses'][-1]:.4f}; "
+        f"{time.perf_counter() - started:.0f} s. Bundle: {version}"
+    )
+
+
+@cli.command()
+@click.argument("tracks", nargs=-1)
+@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option("-k", "--top-k", "top_k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option(
+    "--playlist",
+    type=click.Path(path_type=Path),
+    help="A playlist file: JSON list of links, one link per line, or a CSV export.",
+)
+@click.option(
+    "--challenge",
+    type=click.Path(path_type=Path),
+    help="A RecSys Challenge 2018 challenge-set JSON; needs --out.",
+)
+@click.option(
+    "--out", type=click.Path(path_type=Path), help="Submission CSV to write (--challenge)."
+)
+@friendly
+def recommend(
+    tracks: tuple[str, ...],
+    model: Path,
+    top_k: int,
+    as_json: bool,
+    playlist: Path | None,
+    challenge: Path | None,
+    out: Path | None,
+) -> None:
+    """Recommend tracks for a playlist given as TRACK links, a --playlist file or a --challenge set."""
+    given = sum([bool(tracks), playlist is not None, challenge is not None])
+    if given != 1:
+        raise UserError(
+            "give tracks, or --playlist FILE, or --challenge FILE --out FILE.csv (one of them)"
+        )
+    if challenge is not None:
+        if out is None:
+            raise UserError("--challenge needs --out FILE.csv")
+        _run_challenge(_load(model), challenge, out)
+        return
+    if playlist is not None:
+        given_playlist = read_playlist_file(playlist)
+        track_ids = given_playlist.track_ids
+        for line, raw, reason in given_playlist.skipped:
+            click.echo(f"skipped entry {line} ({raw[:60]!r}): {reason}", err=True)
+    else:
+        track_ids = _parse_tracks(tracks)
+    recommender = _load(model)
+    known, unknown = recommender.catalog.indices(track_ids)
+    if len(known) == 0:
+        raise UserError(
+            "none of these tracks is in the model's catalogue"
+            if track_ids
+            else "the playlist has no tracks"
+        )
+    if unknown:
+        click.echo(f"{len(unknown)} track(s) not in the model's catalogue, left out", err=True)
+    _print_result(recommender.recommend(track_ids, top_k), recommender, as_json)
+
+
+def _run_challenge(recommender: HybridRecommender, challenge: Path, out: Path) -> None:
+    playlists = read_challenge_set(challenge)
+    rows: list[tuple[int, list[str]]] = []
+    for playlist in tqdm(playlists, desc="challenge", unit="playlist", file=sys.stderr):
+        seed_ids = [uri.rsplit(":", 1)[-1] for uri in playlist.seed_uris]
+        result = recommender.recommend(seed_ids, CHALLENGE_LENGTH, explain=False)
+        uris = [item.uri for item in result.items]
+        if len(uris) < CHALLENGE_LENGTH:
+            raise UserError(
+                f"the model's catalogue is too small for {CHALLENGE_LENGTH} answers (pid {playlist.pid})"
+            )
+        rows.append((playlist.pid, uris))
+    written = write_submission(out, rows)
+    click.echo(f"wrote {written} playlists to {out}")
+
+
+@cli.command()
+@click.argument("track")
+@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option("-k", "--top-k", "top_k", type=click.IntRange(1, 1000), default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@friendly
+def similar(track: str, model: Path, top_k: int, as_json: bool) -> None:
+    """Tracks that sound like TRACK (audio features only)."""
+    track_id = parse_track_ref(track)
+    recommender = _load(model)
+    row = recommender.catalog.index_of(track_id)
+    if row is None:
+        raise UserError(f"{track_uri(track_id)} is not in the model's catalogue")
+    if recommender.content is None or not recommender.content.knows(row):
+        raise UserError(
+            f"{track_uri(track_id)} has no audio features, so nothing sounds like it here"
+        )
+    _print_result(recommender.similar(track_id, top_k), recommender, as_json)
+
+
+@cli.command()
+@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True)
+@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option("-k", "--top-k", "top_k", type=click.IntRange(1, 100), default=10, show_default=True)
+@friendly
+def demo(data: Path, model: Path, top_k: int) -> None:
+    """Train the default bundle if there is none, then recommend for a real playlist."""
+    try:
+        recommender = _load(model)
+        click.echo(f"using the bundle at {model}", err=True)
+    except BundleError:
+        if not data.exists() or not find_mpd_files(data):
+            raise UserError(
+                f"no bundle at {model} and no playlist data at {data}. {MPD_HELP}"
+            ) from None
+        click.echo(f"no bundle at {model}: training one on {data} (a few minutes)", err=True)
+        trained = train_from_directory(
+            data, TrainSettings(), progress=lambda m: click.echo(m, err=True)
+        )
+        save_bundle(trained.recommender, trained.scaler, model, training=trained.training)
+        recommender = _load(model)
+    playlist = _demo_playlist(data)
+    if playlist is None:
+        raise UserError(f"no playlist with 10 or more tracks under {data} to demonstrate with")
+    name, seeds = playlist
+    click.echo(f"\nPlaylist {name!r}, first {len(seeds)} tracks:")
+    for track_id in seeds:
+        row = recommender.catalog.index_of(track_id)
+        click.echo(
+            "   - " + (recommender.catalog.label(row) if row is not None else track_uri(track_id))
+        )
+    click.echo("\nHarmonYa recommends:")
+    _print_result(recommender.recommend(seeds, top_k), recommender, as_json=False)
+
+
+def _demo_playlist(data: Path) -> tuple[str, list[str]] | None:
+    """The first playlist of 10+ tracks in the data, its first 10 tracks as seeds."""
+    if not data.exists():
+        return None
+    for playlist in iter_playlists(find_mpd_files(data)):
+        if len(playlist.track_ids) >= 10:
+            return playlist.name, playlist.track_ids[:10]
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    cli.main(args=list(argv) if argv is not None else None, prog_name="harmonya")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,307 @@
+"""Fusion of the two towers into one ranked list, with reasons and counts.
+
+Each tower ranks candidates; the hybrid adds weighted reciprocal ranks, ``w / (k0 + rank)``,
+which needs no calibration between a softmax score and a kernel density. The weights follow
+the request: the collaborative tower's weight grows with the share of seeds it knows and with
+how many it knows (one known seed is a weak signal); the content tower's weight grows with the
+share of seeds that have audio features and shrinks as the collaborative tower gets surer.
+Tracks the collaborative tower never saw can only come from content. Popular tracks fill any
+slots left, so a request always gets ``top_k`` answers when the catalogue has them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from recommender.catalog import TrackCatalog
+from recommender.collab import CollabModel
+from recommender.content import ContentTower
+
+log = logging.getLogger(__name__)
+
+COLLABORATIVE = "collaborative"
+CONTENT = "content"
+POPULARITY = "popularity"
+METHODS = ("hybrid", COLLABORATIVE, CONTENT, POPULARITY)
+
+
+@dataclass(frozen=True)
+class FusionSettings:
+    """Constants of the fusion rule (tuned on a validation split; see bench/quality.py)."""
+
+    rank_offset: float = 60.0
+    content_weight: float = 0.3
+    content_damping: float = 0.8
+    extra_candidates: int = 50
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One recommended track, its fused score, the towers that proposed it and why."""
+
+    track_id: str
+    name: str
+    artist: str
+    score: float
+    sources: tuple[str, ...]
+    because: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"spotify:track:{self.track_id}"
+
+    @property
+    def url(self) -> str:
+        return f"https://open.spotify.com/track/{self.track_id}"
+
+
+@dataclass(frozen=True)
+class RecommendationResult:
+    """A ranked answer plus what was made of the seeds.
+
+    ``unknown`` lists seed ids neither tower knows; ``collab_known`` and ``content_known`` count
+    the seeds each tower could use; ``weights`` are the fusion weights this request got.
+    """
+
+    items: list[Recommendation]
+    seeds: int
+    collab_known: int
+    content_known: int
+    unknown: list[str] = field(default_factory=list)
+    weights: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for item, raw in zip(self.items, data["items"], strict=True):
+            raw["uri"] = item.uri
+            raw["sources"] = list(item.sources)
+        return data
+
+
+class UnknownTrackError(KeyError):
+    """A track id that is not in the model's catalogue."""
+
+    def __init__(self, track_id: str) -> None:
+        super().__init__(track_id)
+        self.track_id = track_id
+
+    def __str__(self) -> str:
+        return f"track {self.track_id} is not in this model's catalogue"
+
+
+class HybridRecommender:
+    """The model a caller serves: catalogue, both towers, popularity and the fusion rule.
+
+    >>> result = recommender.recommend(["4uLU6hMCjMI75M1A2tKUQC", "7GhIk7Il098yCjg4BQjzvb"], 10)
+    >>> [item.uri for item in result.items]
+    """
+
+    def __init__(
+        self,
+        catalog: TrackCatalog,
+        collab: CollabModel | None,
+        content: ContentTower | None,
+        popular_rows: npt.NDArray[np.int64],
+        fusion: FusionSettings | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.collab = collab
+        self.content = content
+        self.popular_rows = np.asarray(popular_rows, dtype=np.int64)
+        self.fusion = fusion or FusionSettings()
+
+    def weights(self, seeds: int, collab_known: int, content_known: int) -> dict[str, float]:
+        """Fusion weights for a playlist of ``seeds`` tracks, of which the towers know some."""
+        if seeds == 0:
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0}
+        collab = (collab_known / seeds) * collab_known / (collab_known + 1.0)
+        content_share = content_known / seeds
+        content = (
+            self.fusion.content_weight * content_share * (1 - self.fusion.content_damping * collab)
+        )
+        if collab_known == 0:
+            content = content_share
+        return {COLLABORATIVE: collab, CONTENT: content}
+
+    def rank_rows(
+        self,
+        seed_rows: npt.NDArray[np.int64],
+        top_k: int,
+        *,
+        method: str = "hybrid",
+        exclude_rows: Iterable[int] = (),
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[tuple[str, ...]]]:
+        """Catalogue rows for seed rows (s,): rows (k,), fused scores (k,), sources per row."""
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+        seed_rows = np.asarray(seed_rows, dtype=np.int64)
+        banned = set(seed_rows.tolist()) | set(int(r) for r in exclude_rows)
+        want = top_k + len(banned) + self.fusion.extra_candidates
+        scores: dict[int, float] = {}
+        sources: dict[int, list[str]] = {}
+        weights = self._request_weights(seed_rows, method)
+        for tower_name, rows in self._tower_candidates(seed_rows, want, weights):
+            rank = 0
+            for row in rows.tolist():
+                if row in banned:
+                    continue
+                rank += 1
+                scores[row] = scores.get(row, 0.0) + weights[tower_name] / (
+                    self.fusion.rank_offset + rank
+                )
+                sources.setdefault(row, []).append(tower_name)
+        ranked = sorted(scores, key=lambda r: (-scores[r], r))[:top_k]
+        self._fill_with_popular(ranked, sources, banned, top_k)
+        rows_out = np.asarray(ranked, dtype=np.int64)
+        fused = np.asarray([scores.get(r, 0.0) for r in ranked], dtype=np.float64)
+        return rows_out, fused, [tuple(sources[r]) for r in ranked]
+
+    def _request_weights(self, seed_rows: npt.NDArray[np.int64], method: str) -> dict[str, float]:
+        if method == COLLABORATIVE:
+            return {COLLABORATIVE: 1.0, CONTENT: 0.0}
+        if method == CONTENT:
+            return {COLLABORATIVE: 0.0, CONTENT: 1.0}
+        if method == POPULARITY:
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0}
+        unique = np.unique(seed_rows)
+        collab_known = int(sum(self.collab.knows(int(r)) for r in unique)) if self.collab else 0
+        content_known = int(sum(self.content.knows(int(r)) for r in unique)) if self.content else 0
+        return self.weights(len(unique), collab_known, content_known)
+
+    def _tower_candidates(
+        self, seed_rows: npt.NDArray[np.int64], want: int, weights: dict[str, float]
+    ) -> list[tuple[str, npt.NDArray[np.int64]]]:
+        found: list[tuple[str, npt.NDArray[np.int64]]] = []
+        if self.collab is not None and weights[COLLABORATIVE] > 0:
+            found.append((COLLABORATIVE, self.collab.recommend(seed_rows, want)[0]))
+        if self.content is not None and weights[CONTENT] > 0:
+            found.append((CONTENT, self.content.recommend(seed_rows, want)[0]))
+        return found
+
+    def _fill_with_popular(
+        self, ranked: list[int], sources: dict[int, list[str]], banned: set[int], top_k: int
+    ) -> None:
+        taken = set(ranked)
+        for row in self.popular_rows.tolist():
+            if len(ranked) >= top_k:
+                break
+            if row in taken or row in banned:
+                continue
+            ranked.append(row)
+            taken.add(row)
+            sources[row] = [POPULARITY]
+
+    def recommend(
+        self,
+        track_ids: Sequence[str],
+        top_k: int = 10,
+        *,
+        exclude: Iterable[str] = (),
+        method: str = "hybrid",
+        explain: bool = True,
+    ) -> RecommendationResult:
+        """Recommend ``top_k`` tracks for a playlist given as 22-character track ids.
+
+        Unknown ids are counted in ``unknown``, never an error; an empty or all-unknown
+        playlist gets the most popular tracks. Seeds and ``exclude`` are never returned.
+        """
+        unique_ids = list(dict.fromkeys(track_ids))
+        seed_rows, unknown = self.catalog.indices(unique_ids)
+        exclude_rows, _ = self.catalog.indices(exclude)
+        collab_known = sum(1 for r in seed_rows if self.collab and self.collab.knows(int(r)))
+        content_known = sum(1 for r in seed_rows if self.content and self.content.knows(int(r)))
+        unknown = [t for t in unknown if t not in set(exclude)] if exclude else unknown
+        unknown_to_both = unknown + [
+            self.catalog.track_ids[int(r)]
+            for r in seed_rows
+            if not (self.collab and self.collab.knows(int(r)))
+            and not (self.content and self.content.knows(int(r)))
+        ]
+        rows, scores, sources = self.rank_rows(
+            seed_rows, top_k, method=method, exclude_rows=exclude_rows.tolist()
+        )
+        reasons = self._reasons(seed_rows, rows, sources) if explain else [None] * len(rows)
+        items = [
+            Recommendation(
+                track_id=self.catalog.track_ids[int(row)],
+                name=self.catalog.names[int(row)],
+                artist=self.catalog.artists[int(row)],
+                score=float(score),
+                sources=source,
+                because=reason,
+            )
+            for row, score, source, reason in zip(rows, scores, sources, reasons, strict=True)
+        ]
+        return RecommendationResult(
+            items=items,
+            seeds=len(unique_ids),
+            collab_known=collab_known,
+            content_known=content_known,
+            unknown=unknown_to_both,
+            weights=self.weights(len(unique_ids), collab_known, content_known),
+        )
+
+    def similar(self, track_id: str, top_k: int = 10) -> RecommendationResult:
+        """Tracks that sound like ``track_id``: the content tower alone.
+
+        Raises :class:`UnknownTrackError` when the track is not in the catalogue or has no
+        audio features.
+        """
+        row = self.catalog.index_of(track_id)
+        if row is None or self.content is None or not self.content.knows(row):
+            raise UnknownTrackError(track_id)
+        rows, scores = self.content.similar(row, top_k)
+        items = [
+            Recommendation(
+                track_id=self.catalog.track_ids[int(r)],
+                name=self.catalog.names[int(r)],
+                artist=self.catalog.artists[int(r)],
+                score=float(s),
+                sources=(CONTENT,),
+                because=track_id,
+            )
+            for r, s in zip(rows, scores, strict=True)
+        ]
+        known = int(self.collab.knows(row)) if self.collab else 0
+        return RecommendationResult(items, 1, known, 1, [], {COLLABORATIVE: 0.0, CONTENT: 1.0})
+
+    def _reasons(
+        self,
+        seed_rows: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int64],
+        sources: list[tuple[str, ...]],
+    ) -> list[str | None]:
+        """For each answer, the seed that most explains it in the tower that proposed it."""
+        reasons: list[str | None] = []
+        for row, source in zip(rows.tolist(), sources, strict=True):
+            seed = None
+            if COLLABORATIVE in source and self.collab is not None:
+                seed = self._closest_seed(self.collab, seed_rows, row, self.collab.contexts)
+            elif CONTENT in source and self.content is not None:
+                seed = self._closest_seed(self.content, seed_rows, row, self.content.vectors)
+            reasons.append(None if seed is None else self.catalog.track_ids[seed])
+        return reasons
+
+    @staticmethod
+    def _closest_seed(
+        tower: CollabModel | ContentTower,
+        seed_rows: npt.NDArray[np.int64],
+        row: int,
+        seed_table: npt.NDArray[np.float32],
+    ) -> int | None:
+        positions = tower.position[seed_rows]
+        known = seed_rows[positions >= 0]
+        target = tower.position[row]
+        if len(known) == 0 or target < 0:
+            return None
+        if isinstance(tower, CollabModel):
+            affinity = seed_table[tower.position[known]] @ tower.vectors[target]
+            return int(known[int(np.argmax(affinity))])
+        distance = ((seed_table[tower.position[known]] - seed_table[target]) ** 2).sum(axis=1)
+        return int(known[int(np.argmin(distance))])

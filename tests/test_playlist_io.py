@@ -1,0 +1,567 @@
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recommender.playlist_io import (
+    SKIP_EPISODE,
+    SKIP_LOCAL,
+    ChallengePlaylist,
+    PlaylistFileError,
+    PlaylistInput,
+    parse_playlist_text,
+    read_challenge_set,
+    read_playlist_file,
+    write_submission,
+)
+
+A = "4uLU6hMCjMI75M1A2tKUQC"
+B = "0VjIjW4GlUZAMYd2vXMi3b"
+C = "7qiZfU4dY1lWllzX7mPBI3"
+EPISODE = "512ojhOuo1ktJprKbVcKyQ"
+
+
+def uri(track_id: str) -> str:
+    return f"spotify:track:{track_id}"
+
+
+def url(track_id: str) -> str:
+    return f"https://open.spotify.com/track/{track_id}?si=abc123"
+
+
+def reasons(playlist: PlaylistInput) -> Counter[str]:
+    return Counter(reason for _, _, reason in playlist.skipped)
+
+
+# --- text files -----------------------------------------------------------------------------
+
+
+def test_text_file_one_link_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "mix.txt"
+    path.write_text(
+        f"# my road trip mix\n{url(A)}\n\n  spotify:track:{B}  \n{C}\n<{url(A)}>\n",
+        encoding="utf-8",
+    )
+
+    playlist = read_playlist_file(path)
+
+    assert playlist == PlaylistInput(track_ids=[A, B, C], skipped=[], name=None)
+
+
+def test_text_skips_local_files_episodes_and_garbage_with_line_numbers() -> None:
+    text = "\n".join(
+        [
+            uri(A),
+            "spotify:local:Some+Artist:Some+Album:Demo+Take:187",
+            f"https://open.spotify.com/episode/{EPISODE}",
+            "hello there",
+            f"https://open.spotify.com/album/{B}",
+            uri(C),
+        ]
+    )
+
+    playlist = parse_playlist_text(text)
+
+    assert playlist.track_ids == [A, C]
+    assert [number for number, _, _ in playlist.skipped] == [2, 3, 4, 5]
+    assert playlist.skipped[0] == (
+        2,
+        "spotify:local:Some+Artist:Some+Album:Demo+Take:187",
+        SKIP_LOCAL,
+    )
+    assert playlist.skipped[1][2] == SKIP_EPISODE
+    assert playlist.skipped[2][2] == "that is not a Spotify link"
+    assert playlist.skipped[3][2] == "that is a Spotify album link, not a track link"
+
+
+def test_duplicates_are_dropped_keeping_the_first() -> None:
+    playlist = parse_playlist_text(f"{uri(B)}\n{url(A)}\n{B}\n{uri(A)}\n{C}\n")
+
+    assert playlist.track_ids == [B, A, C]
+    assert playlist.skipped == []
+
+
+def test_crlf_line_endings() -> None:
+    assert parse_playlist_text(f"{uri(A)}\r\n{uri(B)}\r\n").track_ids == [A, B]
+
+
+# --- CSV files ------------------------------------------------------------------------------
+
+EXPORTIFY_HEADER = (
+    "Track URI,Track Name,Artist URI(s),Artist Name(s),Album URI,Album Name,"
+    "Album Release Date,Duration (ms),Popularity,Added By,Added At"
+)
+
+
+def exportify_row(track_uri: str, name: str, artists: str) -> str:
+    return (
+        f'"{track_uri}","{name}","spotify:artist:{B}","{artists}","spotify:album:{C}",'
+        f'"Some Album","2019-05-03","201000","55","spotify:user:someone","2023-01-02T10:00:00Z"'
+    )
+
+
+def test_exportify_csv(tmp_path: Path) -> None:
+    path = tmp_path / "Road_Trip.csv"
+    rows = [
+        EXPORTIFY_HEADER,
+        exportify_row(uri(A), "Song, with a comma", "Artist One,Artist Two"),
+        exportify_row("spotify:local:Me:Demos:Garage+Jam:240", "Garage Jam", "Me"),
+        exportify_row(uri(B), 'A "quoted" title', "Artist Three"),
+        exportify_row(f"spotify:episode:{EPISODE}", "Episode 12", "A Podcast"),
+        exportify_row(uri(C), "Last", "Artist Four"),
+    ]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    playlist = read_playlist_file(path)
+
+    assert playlist.track_ids == [A, B, C]
+    assert reasons(playlist) == Counter({SKIP_LOCAL: 1, SKIP_EPISODE: 1})
+    assert [number for number, _, _ in playlist.skipped] == [3, 5]
+    assert playlist.skipped[0][1].startswith("spotify:local:Me:Demos:Garage+Jam:240,Garage Jam")
+
+
+def test_semicolon_csv_with_bom_and_crlf_as_bytes() -> None:
+    text = f"Titel;Spotify URI;Künstler\r\nEins;{uri(A)};X\r\nZwei;{uri(B)};Y\r\n"
+
+    playlist = parse_playlist_text(b"\xef\xbb\xbf" + text.encode("utf-8"), "liste.csv")
+
+    assert playlist.track_ids == [A, B]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Track URI",
+        "track uri",
+        "  TRACK_URI ",
+        "uri",
+        "Spotify URI",
+        "spotify_uri",
+        "track_id",
+        "id",
+        "Spotify - id",
+    ],
+)
+def test_csv_uri_column_names(header: str) -> None:
+    text = f"Track Name,{header},Artist\nOne,{uri(A)},X\nTwo,{B},Y\n"
+
+    assert parse_playlist_text(text).track_ids == [A, B]
+
+
+def test_csv_with_bom_before_the_uri_header() -> None:
+    text = f"\ufeffTrack URI,Track Name\n{uri(A)},One\n"
+
+    assert parse_playlist_text(text.encode("utf-8")).track_ids == [A]
+
+
+def test_csv_prefers_the_track_uri_column_over_an_id_column() -> None:
+    text = f"id,Track URI\n{B},{uri(A)}\n"
+
+    assert parse_playlist_text(text, "x.csv").track_ids == [A]
+
+
+def test_tab_separated() -> None:
+    assert parse_playlist_text(f"name\turi\nOne\t{uri(A)}\n").track_ids == [A]
+
+
+def test_csv_without_header_when_a_cell_is_a_track() -> None:
+    text = f"{uri(A)},First Song\n{uri(B)},Second Song\n"
+
+    assert parse_playlist_text(text).track_ids == [A, B]
+
+
+def test_csv_empty_uri_cell_is_skipped_with_the_row() -> None:
+    playlist = parse_playlist_text(f"Track URI,Track Name\n,Nothing here\n{uri(A)},Real\n")
+
+    assert playlist.track_ids == [A]
+    assert playlist.skipped == [(2, ",Nothing here", "no Spotify track link was given")]
+
+
+def test_csv_without_a_uri_column_lists_the_columns() -> None:
+    text = "Track Name,Artist Name(s),Album Name\nSong,Artist,Album\n"
+
+    with pytest.raises(PlaylistFileError) as caught:
+        parse_playlist_text(text, "songs.csv")
+
+    assert str(caught.value) == (
+        "no track URI column was found; the columns are: Track Name, Artist Name(s), Album Name"
+    )
+
+
+def test_csv_with_a_header_only() -> None:
+    with pytest.raises(PlaylistFileError, match="the file lists no tracks"):
+        parse_playlist_text("Track URI,Track Name\n")
+
+
+# --- JSON files -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        [url(A), uri(B), C],
+        [{"uri": uri(A)}, {"track_uri": uri(B)}, {"id": C}],
+        {"tracks": [{"uri": uri(A)}, {"uri": uri(B)}, {"uri": uri(C)}]},
+        {"items": [{"track": {"uri": uri(A)}}, {"track": {"uri": uri(B)}}, {"item": {"id": C}}]},
+        {
+            "tracks": {
+                "items": [
+                    {"added_at": "2024-01-01T00:00:00Z", "track": {"uri": uri(A), "track": True}},
+                    {"track": {"uri": uri(B), "type": "track", "episode": False}},
+                    {"track": {"id": C}},
+                ],
+                "next": None,
+            }
+        },
+        {
+            "items": {
+                "items": [{"item": {"uri": uri(A)}}, {"item": {"uri": uri(B)}}, {"item": {"id": C}}]
+            }
+        },
+        [{"uri": uri(A), "track": True, "episode": False}, url(B), {"id": C, "type": "track"}],
+    ],
+)
+def test_json_variants(data: object) -> None:
+    playlist = parse_playlist_text(json.dumps(data), "playlist.json")
+
+    assert playlist.track_ids == [A, B, C]
+    assert playlist.skipped == []
+
+
+def test_json_web_api_playlist_keeps_name_and_skips_what_is_not_a_track() -> None:
+    data = {
+        "name": "Friday Night",
+        "tracks": {
+            "items": [
+                {"track": {"uri": uri(A), "type": "track", "is_local": False}},
+                {"track": {"uri": "spotify:local:::Voice+Memo:30", "is_local": True}},
+                {"track": {"uri": f"spotify:episode:{EPISODE}", "type": "episode"}},
+                {"track": None},
+                {"track": {"uri": uri(B), "type": "track"}},
+                42,
+            ]
+        },
+    }
+
+    playlist = parse_playlist_text(json.dumps(data))
+
+    assert playlist.name == "Friday Night"
+    assert playlist.track_ids == [A, B]
+    assert [number for number, _, _ in playlist.skipped] == [2, 3, 4, 6]
+    assert reasons(playlist) == Counter(
+        {
+            SKIP_LOCAL: 1,
+            SKIP_EPISODE: 1,
+            "that entry has no track; it may have been removed from Spotify": 1,
+            "that entry is not a Spotify track link": 1,
+        }
+    )
+    assert playlist.skipped[3][1] == "42"
+
+
+def test_json_id_of_an_episode_object_is_not_taken_for_a_track() -> None:
+    playlist = parse_playlist_text(json.dumps([{"id": EPISODE, "type": "episode"}, uri(A)]))
+
+    assert playlist.track_ids == [A]
+    assert reasons(playlist) == Counter({SKIP_EPISODE: 1})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('["spotify:track:', "the file looks like JSON but is not valid JSON"),
+        ("[" * 100_000, "the file looks like JSON but is not valid JSON"),
+        ('{"name": "x", "description": "no tracks"}', "the JSON file has no list of tracks"),
+        ("[]", "the file lists no tracks"),
+        (
+            json.dumps([f"spotify:episode:{EPISODE}", "spotify:local:a:b:c:1"]),
+            f"none of the 2 entries in the file is a Spotify track "
+            f"(the first was skipped as: {SKIP_EPISODE})",
+        ),
+    ],
+)
+def test_json_errors(text: str, message: str) -> None:
+    with pytest.raises(PlaylistFileError) as caught:
+        parse_playlist_text(text)
+
+    assert str(caught.value) == message
+
+
+# --- files that cannot be used --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"", "the file is empty"),
+        (b"  \n\n\t\n", "the file is empty"),
+        (b"\xef\xbb\xbf", "the file is empty"),
+        (bytes(range(256)) * 4, "the file is not UTF-8 text"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "the file is not UTF-8 text"),
+        (b"spotify:track:\x00\x00\x00", "the file is not a text file"),
+        (
+            b"# only a comment\nhello\nworld\n",
+            "none of the 2 entries in the file is a Spotify track (the first was skipped as: "
+            "that is not a valid Spotify track id: ids are 22 letters and digits)",
+        ),
+    ],
+)
+def test_unusable_files(tmp_path: Path, data: bytes, message: str) -> None:
+    path = tmp_path / "upload.txt"
+    path.write_bytes(data)
+
+    with pytest.raises(PlaylistFileError) as caught:
+        read_playlist_file(path)
+
+    assert str(caught.value) == message
+
+
+def test_utf16_with_bom_is_read() -> None:
+    text = f"Track URI\tTrack Name\n{uri(A)}\tÉté\n"
+
+    assert parse_playlist_text(text.encode("utf-16"), "export.txt").track_ids == [A]
+
+
+def test_too_many_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "big.txt"
+    path.write_text(f"{uri(A)}\n" * 100, encoding="utf-8")
+
+    with pytest.raises(PlaylistFileError) as caught:
+        read_playlist_file(path, max_bytes=1000)
+
+    assert str(caught.value) == "the file is larger than 1,000 bytes"
+
+
+def test_default_byte_cap_is_5_mb() -> None:
+    with pytest.raises(PlaylistFileError) as caught:
+        parse_playlist_text(b" " * (5 * 1024 * 1024 + 1))
+
+    assert str(caught.value) == "the file is larger than 5 MB"
+
+
+def test_too_many_entries() -> None:
+    text = f"{uri(A)}\n" * 10_001
+
+    with pytest.raises(PlaylistFileError) as caught:
+        parse_playlist_text(text)
+
+    assert str(caught.value) == "the file has more than 10,000 entries"
+    assert parse_playlist_text(f"{uri(A)}\n" * 10_000).track_ids == [A]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(PlaylistFileError, match="could not be read"):
+        read_playlist_file(tmp_path / "nope.csv")
+
+
+def test_malformed_csv_is_a_playlist_file_error() -> None:
+    huge_field = '"' + "x" * 200_000 + '"'
+
+    with pytest.raises(PlaylistFileError, match="the CSV file is malformed"):
+        parse_playlist_text(f"Track URI,Name\n{uri(A)},{huge_field}\n")
+
+
+# --- challenge set --------------------------------------------------------------------------
+
+
+def challenge_track(pos: int, track_id: str) -> dict[str, object]:
+    return {
+        "pos": pos,
+        "artist_name": "Someone",
+        "track_uri": uri(track_id),
+        "artist_uri": f"spotify:artist:{B}",
+        "track_name": "Something",
+        "album_uri": f"spotify:album:{C}",
+        "duration_ms": 200000,
+        "album_name": "Some Album",
+    }
+
+
+def write_challenge(path: Path, playlists: list[dict[str, object]]) -> Path:
+    data = {"date": "2018-01-16 08:47:28.198015", "version": "v1", "playlists": playlists}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+CHALLENGE = [
+    {
+        "name": "spring",
+        "num_holdouts": 2,
+        "pid": 1000,
+        "num_samples": 3,
+        "num_tracks": 5,
+        "tracks": [challenge_track(2, C), challenge_track(0, A), challenge_track(1, B)],
+    },
+    {"num_holdouts": 10, "pid": 1001, "num_samples": 0, "num_tracks": 10, "tracks": []},
+    {"name": "no samples key", "pid": 1002},
+]
+
+
+def test_read_challenge_set_sorts_seeds_and_keeps_empty_playlists(tmp_path: Path) -> None:
+    path = write_challenge(tmp_path / "challenge_set.json", CHALLENGE)
+
+    playlists = read_challenge_set(path)
+
+    assert playlists == [
+        ChallengePlaylist(1000, "spring", [uri(A), uri(B), uri(C)], 2, 3),
+        ChallengePlaylist(1001, None, [], 10, 0),
+        ChallengePlaylist(1002, "no samples key", [], None, None),
+    ]
+
+
+def test_challenge_seeds_without_pos_keep_file_order(tmp_path: Path) -> None:
+    tracks = [{"track_uri": uri(C)}, {"track_uri": uri(A), "pos": 0}]
+    path = write_challenge(tmp_path / "c.json", [{"pid": 5, "tracks": tracks}])
+
+    assert read_challenge_set(path)[0].seed_uris == [uri(C), uri(A)]
+
+
+@pytest.mark.parametrize(
+    ("playlists", "message"),
+    [
+        ([{"pid": 7}, {"pid": 7}], "pid 7 appears twice in c.json"),
+        ([{"pid": 7}, {"name": "x"}], "playlist number 2 in the challenge set has no pid"),
+        ([{"pid": "7"}], "playlist number 1 in the challenge set has no pid"),
+        ([{"pid": True}], "playlist number 1 in the challenge set has no pid"),
+        (
+            [{"pid": 9, "tracks": [{"pos": 0, "track_uri": f"spotify:album:{B}"}]}],
+            f"playlist pid 9 has a malformed track URI: 'spotify:album:{B}'",
+        ),
+        (
+            [{"pid": 9, "tracks": [{"pos": 0}]}],
+            "playlist pid 9 has a malformed track URI: None",
+        ),
+        ([{"pid": 9, "tracks": "nope"}], "playlist pid 9 has a malformed track list"),
+        ([{"pid": 9, "num_holdouts": "5"}], "playlist pid 9 has a malformed num_holdouts: '5'"),
+    ],
+)
+def test_challenge_set_validation(
+    tmp_path: Path, playlists: list[dict[str, object]], message: str
+) -> None:
+    path = write_challenge(tmp_path / "c.json", playlists)
+
+    with pytest.raises(PlaylistFileError) as caught:
+        read_challenge_set(path)
+
+    assert str(caught.value) == message
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "c.json is not valid JSON"),
+        ('{"date": "x"}', "c.json has no list of playlists"),
+        ("[]", "c.json has no list of playlists"),
+    ],
+)
+def test_challenge_set_file_errors(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "c.json"
+    path.write_text(content, encoding="utf-8")
+
+    with pytest.raises(PlaylistFileError) as caught:
+        read_challenge_set(path)
+
+    assert str(caught.value) == message
+
+
+# --- submission -----------------------------------------------------------------------------
+
+
+def read_submission(path: Path) -> tuple[list[str], dict[int, list[str]]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        lines = list(csv.reader(handle))
+    return lines[0], {int(row[0]): row[1:] for row in lines[1:]}
+
+
+def test_challenge_round_trip_through_a_submission(tmp_path: Path) -> None:
+    playlists = read_challenge_set(write_challenge(tmp_path / "challenge_set.json", CHALLENGE))
+    guesses = {1000: [uri(B)], 1001: [uri(A), uri(C)], 1002: []}
+    target = tmp_path / "submission.csv"
+
+    written = write_submission(target, ((p.pid, guesses[p.pid]) for p in playlists))
+
+    assert written == 3
+    header, rows = read_submission(target)
+    assert header == ["team_info", "HarmonYa", "harmonya@example.invalid"]
+    assert rows == guesses
+    assert target.read_text(encoding="utf-8").splitlines()[1] == f"1000,{uri(B)}"
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "challenge_set.json",
+        "submission.csv",
+    ]
+
+
+def test_submission_team_line_and_numpy_pid(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+
+    rows = [(np.int64(3), (uri(A),))]
+    write_submission(target, rows, team_name="Team X", contact="x@example.org")  # type: ignore[arg-type]
+
+    assert target.read_text(encoding="utf-8") == f"team_info,Team X,x@example.org\n3,{uri(A)}\n"
+
+
+def test_submission_overwrites_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "submission.csv"
+    target.write_text("old\n", encoding="utf-8")
+
+    assert write_submission(target, [(1, [uri(A)])]) == 1
+    assert target.read_text(encoding="utf-8").endswith(f"1,{uri(A)}\n")
+    assert [path.name for path in tmp_path.iterdir()] == ["submission.csv"]
+
+
+def rows_then_bad(bad: tuple[int, Sequence[str]]) -> Iterator[tuple[int, Sequence[str]]]:
+    yield 1, [uri(A), uri(B)]
+    yield 2, [uri(C)]
+    yield bad
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        ((3, [uri(A), uri(B), uri(A)]), f"pid 3 lists {uri(A)} more than once"),
+        ((1, [uri(C)]), "pid 1 appears twice in the submission"),
+        ((3, [f"spotify:album:{A}"]), f"pid 3 has a malformed track URI: 'spotify:album:{A}'"),
+        ((3, [uri(A) + ",x"]), "pid 3 has a malformed track URI"),
+        ((3, uri(A)), "pid 3 must be a sequence of URIs"),
+        (("3", [uri(A)]), "a submission pid must be an integer"),
+    ],
+)
+def test_a_bad_row_leaves_the_target_untouched(
+    tmp_path: Path, bad: tuple[int, Sequence[str]], message: str
+) -> None:
+    target = tmp_path / "submission.csv"
+    target.write_text("previous submission\n", encoding="utf-8")
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        write_submission(target, rows_then_bad(bad))
+
+    assert target.read_text(encoding="utf-8") == "previous submission\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["submission.csv"]
+
+
+def test_a_crash_mid_write_leaves_no_file(tmp_path: Path) -> None:
+    def rows() -> Iterator[tuple[int, Sequence[str]]]:
+        yield 1, [uri(A)]
+        raise RuntimeError("model fell over")
+
+    target = tmp_path / "submission.csv"
+
+    with pytest.raises(RuntimeError):
+        write_submission(target, rows())
+
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("team_name", ["", "a,b", "two\nlines"])
+def test_submission_rejects_a_bad_team_name(tmp_path: Path, team_name: str) -> None:
+    with pytest.raises(ValueError, match="team_name"):
+        write_submission(tmp_path / "s.csv", [], team_name=team_name)
+
+    assert list(tmp_path.iterdir()) == []
