@@ -104,6 +104,7 @@ def save_bundle(
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     staging = Path(tempfile.mkdtemp(prefix=f".{stamp}-", dir=versions))
     try:
+        staging.chmod(0o755)  # mkdtemp makes it private; the bot may run as another user
         manifest = _write_parts(recommender, scaler, staging, training)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _fsync_tree(staging)
@@ -153,8 +154,8 @@ def _write_parts(
 def _point_current(root: Path, version: Path) -> None:
     link = root / CURRENT
     temporary = root / f".{CURRENT}.{os.getpid()}.{time.monotonic_ns()}"
-    os.symlink(Path(VERSIONS) / version.name, temporary)
-    os.replace(temporary, link)
+    temporary.symlink_to(Path(VERSIONS) / version.name)
+    temporary.replace(link)  # rename(2) over the old link: atomic
 
 
 def _prune(versions: Path, keep: Path) -> None:

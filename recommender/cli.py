@@ -187,7 +187,7 @@ def recommend(
     challenge: Path | None,
     out: Path | None,
 ) -> None:
-    """Recommend tracks for a playlist given as TRACK links, a --playlist file or a --challenge set."""
+    """Recommend tracks for TRACK links, a --playlist file or a --challenge set."""
     given = sum([bool(tracks), playlist is not None, challenge is not None])
     if given != 1:
         raise UserError(
@@ -227,7 +227,8 @@ def _run_challenge(recommender: HybridRecommender, challenge: Path, out: Path) -
         uris = [item.uri for item in result.items]
         if len(uris) < CHALLENGE_LENGTH:
             raise UserError(
-                f"the model's catalogue is too small for {CHALLENGE_LENGTH} answers (pid {playlist.pid})"
+                f"the model's catalogue is too small for {CHALLENGE_LENGTH} answers "
+                f"(pid {playlist.pid})"
             )
         rows.append((playlist.pid, uris))
     written = write_submission(out, rows)

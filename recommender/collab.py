@@ -120,9 +120,13 @@ def train_collab(
     interactions: Interactions,
     settings: CollabSettings,
     *,
+    n_catalog: int | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[CollabModel, TrainReport]:
     """Train the tower on ``interactions`` and export it for serving.
+
+    Catalogue rows must start with the interaction vocabulary (row i = vocabulary index i);
+    ``n_catalog`` is the catalogue's full length (default: the vocabulary's).
 
     >>> model, report = train_collab(interactions, CollabSettings(epochs=3))
     >>> rows, scores = model.recommend(model_rows_of_playlist, top_k=10)
@@ -182,7 +186,10 @@ def train_collab(
             progress(f"collaborative epoch {epoch + 1}/{settings.epochs}: loss {losses[-1]:.4f}")
         log.info("epoch %d loss %.4f", epoch + 1, losses[-1])
 
-    collab = CollabModel.from_keras(model, item_rows, interactions.n_tracks, settings)
+    n_catalog = interactions.n_tracks if n_catalog is None else n_catalog
+    if n_catalog < interactions.n_tracks:
+        raise ValueError("the catalogue is smaller than the playlist vocabulary")
+    collab = CollabModel.from_keras(model, item_rows, n_catalog, settings)
     report = TrainReport(len(item_rows), n_examples, losses, time.perf_counter() - started)
     return collab, report
 

@@ -70,20 +70,28 @@ class Interactions:
         return self.tracks[self.indptr[row] : self.indptr[row + 1]]
 
     def counts(self) -> npt.NDArray[np.int64]:
-        """How many playlists hold each track (a track repeated in one playlist counts each time)."""
+        """Occurrences of each track (a repeat inside one playlist counts each time)."""
         return np.bincount(self.tracks, minlength=self.n_tracks)
 
     def subset(self, rows: npt.NDArray[np.int64]) -> Interactions:
-        """The same vocabulary restricted to the playlists at ``rows`` (shape (m,), int)."""
+        """The playlists at ``rows`` (shape (m,), int), over the tracks they use only.
+
+        The vocabulary is compacted (order kept), so a track that occurs only in playlists
+        left out is unknown to whatever is trained on the subset.
+        """
         lengths = np.diff(self.indptr)[rows]
         indptr = np.zeros(len(rows) + 1, dtype=np.int64)
         np.cumsum(lengths, out=indptr[1:])
         parts = [self.playlist(int(r)) for r in rows]
-        tracks = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        old = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        used = np.unique(old)
+        remap = np.full(self.n_tracks, -1, dtype=np.int64)
+        remap[used] = np.arange(len(used))
+        tracks = remap[old]
         return Interactions(
-            track_ids=self.track_ids,
-            track_names=self.track_names,
-            track_artists=self.track_artists,
+            track_ids=[self.track_ids[i] for i in used],
+            track_names=[self.track_names[i] for i in used],
+            track_artists=[self.track_artists[i] for i in used],
             pids=self.pids[rows],
             playlist_names=[self.playlist_names[int(r)] for r in rows],
             indptr=indptr,

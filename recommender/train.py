@@ -90,7 +90,9 @@ def train_model(
     _say(progress, f"catalogue: {len(catalog):,} tracks ({len(features):,} with audio features)")
     content, scaler = build_content(catalog, features, settings.content_trees, settings.seed)
     _say(progress, f"content index: {len(content.rows):,} tracks")
-    collab, report = train_collab(interactions, settings.collab, progress=progress)
+    collab, report = train_collab(
+        interactions, settings.collab, n_catalog=len(catalog), progress=progress
+    )
     _say(progress, f"collaborative tower: {report.items:,} tracks in {report.seconds:.0f} s")
     popular = popularity(interactions)
     recommender = HybridRecommender(catalog, collab, content, popular, settings.fusion)
