@@ -23,7 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from recommender.bundle import BundleError, load_bundle, save_bundle
 from recommender.collab import CollabSettings
 from recommender.data import read_interactions
-from recommender.evaluate import cold_hidden, recall_at_k, split_holdout
+from recommender.evaluate import cold_hidden, cold_seed_playlists, recall_at_k, split_holdout
 from recommender.features import read_feature_tables
 from recommender.hybrid import METHODS, FusionSettings, HybridRecommender
 from recommender.train import TrainSettings, train_model
@@ -50,16 +50,17 @@ def _model(args: argparse.Namespace, split, features) -> HybridRecommender:  # t
 
 def _tune(recommender: HybridRecommender, validation) -> FusionSettings:  # type: ignore[no-untyped-def]
     best, best_recall = recommender.fusion, -1.0
-    grid = itertools.product((0.05, 0.15, 0.3, 0.6), (0.0, 0.5, 0.9), (20.0, 60.0, 200.0))
-    for content_weight, damping, offset in grid:
+    grid = itertools.product((0.1, 0.3, 0.6), (0.0, 0.5), (60.0, 200.0), (0.3, 1.0, 3.0))
+    for content_weight, damping, offset, popular in grid:
         recommender.fusion = replace(
-            best, content_weight=content_weight, content_damping=damping, rank_offset=offset
+            best,
+            content_weight=content_weight,
+            content_damping=damping,
+            rank_offset=offset,
+            popularity_weight=popular,
         )
         recall = recall_at_k(recommender, validation).recall
-        print(
-            f"  content_weight={content_weight} damping={damping} offset={offset}: {recall:.4f}",
-            file=sys.stderr,
-        )
+        print(f"  {recommender.fusion}: {recall:.4f}", file=sys.stderr)
         if recall > best_recall:
             best, best_recall = recommender.fusion, recall
     recommender.fusion = best
@@ -86,7 +87,9 @@ def main() -> None:
     )
     recommender = _model(args, split, features)
     default_fusion = recommender.fusion
-    tuned = default_fusion if args.no_tune else _tune(recommender, split.validation)
+    # Tune on warm and cold-seeded validation playlists together, so the rule serves both.
+    tuning_set = split.validation + cold_seed_playlists(recommender, split.validation)
+    tuned = default_fusion if args.no_tune else _tune(recommender, tuning_set)
 
     rows = []
     for method in METHODS:
@@ -116,6 +119,18 @@ def main() -> None:
         f"{default_score.median_ms:.2f} | {default_score.p99_ms:.2f} |"
     )
     print("tuned fusion:", json.dumps(asdict(tuned)))
+
+    recommender.fusion = tuned
+    cold_seeds = cold_seed_playlists(recommender, split.test)
+    print(
+        f"\ncold seeds: the {len(cold_seeds)} test playlists that have seeds the "
+        "collaborative tower never saw, given only those seeds"
+    )
+    print("| method | recall@500 | hits |")
+    print("|---|---|---|")
+    for method in METHODS:
+        score = recall_at_k(recommender, cold_seeds, method=method)
+        print(f"| {method} | {score.recall:.4f} | {score.hits} |")
 
 
 if __name__ == "__main__":

@@ -125,3 +125,26 @@ def cold_hidden(recommender: HybridRecommender, playlists: Sequence[HeldOutPlayl
             if not warm and recommender.content is not None and recommender.content.knows(row):
                 count += 1
     return count
+
+
+def cold_seed_playlists(
+    recommender: HybridRecommender, playlists: Sequence[HeldOutPlaylist], min_seeds: int = 1
+) -> list[HeldOutPlaylist]:
+    """The playlists again, each given only the seeds the collaborative tower does not know.
+
+    This is the case of a member's playlist of tracks newer than the training data: only the
+    audio features of its tracks are known. Playlists left with fewer than ``min_seeds``
+    seeds that have features are dropped.
+    """
+    cold: list[HeldOutPlaylist] = []
+    for playlist in playlists:
+        seeds = []
+        for track_id in playlist.seeds:
+            row = recommender.catalog.index_of(track_id)
+            if row is None or recommender.content is None or not recommender.content.knows(row):
+                continue
+            if recommender.collab is None or not recommender.collab.knows(row):
+                seeds.append(track_id)
+        if len(seeds) >= min_seeds:
+            cold.append(HeldOutPlaylist(playlist.pid, seeds, playlist.hidden))
+    return cold

@@ -35,9 +35,10 @@ METHODS = ("hybrid", COLLABORATIVE, CONTENT, POPULARITY)
 class FusionSettings:
     """Constants of the fusion rule (tuned on a validation split; see bench/quality.py)."""
 
-    rank_offset: float = 60.0
+    rank_offset: float = 200.0
     content_weight: float = 0.3
-    content_damping: float = 0.8
+    content_damping: float = 0.0
+    popularity_weight: float = 1.0
     extra_candidates: int = 50
 
 
@@ -119,15 +120,17 @@ class HybridRecommender:
     def weights(self, seeds: int, collab_known: int, content_known: int) -> dict[str, float]:
         """Fusion weights for a playlist of ``seeds`` tracks, of which the towers know some."""
         if seeds == 0:
-            return {COLLABORATIVE: 0.0, CONTENT: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0}
         collab = (collab_known / seeds) * collab_known / (collab_known + 1.0)
         content_share = content_known / seeds
         content = (
             self.fusion.content_weight * content_share * (1 - self.fusion.content_damping * collab)
         )
-        if collab_known == 0:
-            content = content_share
-        return {COLLABORATIVE: collab, CONTENT: content}
+        # Audio features alone predict playlist membership worse than popularity does
+        # (bench/quality.py, cold seeds), so a playlist the collaborative tower knows nothing
+        # of gets popular tracks re-ordered by sound rather than sound-alikes alone.
+        popularity = self.fusion.popularity_weight if collab_known == 0 else 0.0
+        return {COLLABORATIVE: collab, CONTENT: content, POPULARITY: popularity}
 
     def rank_rows(
         self,
@@ -164,11 +167,11 @@ class HybridRecommender:
 
     def _request_weights(self, seed_rows: npt.NDArray[np.int64], method: str) -> dict[str, float]:
         if method == COLLABORATIVE:
-            return {COLLABORATIVE: 1.0, CONTENT: 0.0}
+            return {COLLABORATIVE: 1.0, CONTENT: 0.0, POPULARITY: 0.0}
         if method == CONTENT:
-            return {COLLABORATIVE: 0.0, CONTENT: 1.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0}
         if method == POPULARITY:
-            return {COLLABORATIVE: 0.0, CONTENT: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0}
         unique = np.unique(seed_rows)
         collab_known = int(sum(self.collab.knows(int(r)) for r in unique)) if self.collab else 0
         content_known = int(sum(self.content.knows(int(r)) for r in unique)) if self.content else 0
@@ -182,6 +185,8 @@ class HybridRecommender:
             found.append((COLLABORATIVE, self.collab.recommend(seed_rows, want)[0]))
         if self.content is not None and weights[CONTENT] > 0:
             found.append((CONTENT, self.content.recommend(seed_rows, want)[0]))
+        if weights[POPULARITY] > 0:
+            found.append((POPULARITY, self.popular_rows[:want]))
         return found
 
     def _fill_with_popular(
@@ -269,7 +274,8 @@ class HybridRecommender:
             for r, s in zip(rows, scores, strict=True)
         ]
         known = int(self.collab.knows(row)) if self.collab else 0
-        return RecommendationResult(items, 1, known, 1, [], {COLLABORATIVE: 0.0, CONTENT: 1.0})
+        weights = {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0}
+        return RecommendationResult(items, 1, known, 1, [], weights)
 
     def _reasons(
         self,

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 
 from recommender.bundle import save_bundle
-from recommender.collab import CollabModel, CollabSettings, train_collab
+from recommender.collab import CollabModel, CollabSettings, TrainReport, train_collab
 from recommender.data import Interactions
 from recommender.features import FEATURE_ORDER
 from recommender.train import TrainedModel, TrainSettings, train_from_directory
@@ -77,9 +77,7 @@ class Blocks:
 def blocks() -> Blocks:
     """50 playlists of 3 tracks per group; short playlists keep one-seed contexts in training."""
     rng = np.random.default_rng(0)
-    groups = [
-        [make_track_id(f"g{g}t", i) for i in range(BLOCK_SIZE)] for g in range(BLOCK_GROUPS)
-    ]
+    groups = [[make_track_id(f"g{g}t", i) for i in range(BLOCK_SIZE)] for g in range(BLOCK_GROUPS)]
     playlists = [
         [group[i] for i in rng.choice(BLOCK_SIZE, size=3, replace=False)]
         for group in groups
@@ -102,9 +100,13 @@ BLOCK_SETTINGS = CollabSettings(
 
 
 @pytest.fixture(scope="session")
-def block_collab(blocks: Blocks) -> CollabModel:
-    model, _ = train_collab(blocks.interactions, BLOCK_SETTINGS)
-    return model
+def block_training(blocks: Blocks) -> tuple[CollabModel, TrainReport]:
+    return train_collab(blocks.interactions, BLOCK_SETTINGS)
+
+
+@pytest.fixture(scope="session")
+def block_collab(block_training: tuple[CollabModel, TrainReport]) -> CollabModel:
+    return block_training[0]
 
 
 # --- an MPD-format data folder -------------------------------------------------------------
