@@ -51,6 +51,8 @@ class FeatureScaler:
     @classmethod
     def fit(cls, values: npt.NDArray[np.float32], categorical_weight: float = 0.5) -> FeatureScaler:
         """Learn means and spreads of the continuous features from ``values`` (n, 13)."""
+        if not np.isfinite(np.asarray(values, dtype=np.float64)).all():
+            raise ValueError("features hold NaN or infinite values; impute them first")
         continuous = _continuous(values)
         std = continuous.std(axis=0)
         std[std < 1e-9] = 1.0

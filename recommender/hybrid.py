@@ -4,9 +4,11 @@ Each tower ranks candidates; the hybrid adds weighted reciprocal ranks, ``w / (k
 which needs no calibration between a softmax score and a kernel density. The weights follow
 the request: the collaborative tower's weight grows with the share of seeds it knows and with
 how many it knows (one known seed is a weak signal); the content tower's weight grows with the
-share of seeds that have audio features and shrinks as the collaborative tower gets surer.
-Tracks the collaborative tower never saw can only come from content. Popular tracks fill any
-slots left, so a request always gets ``top_k`` answers when the catalogue has them.
+share of seeds that have audio features (and, with ``content_damping``, shrinks as the
+collaborative tower gets surer). Tracks the collaborative tower never saw can only come from
+content. When the collaborative tower knows no seed, popular tracks join the ranking; they
+also fill any slots left, so a request always gets ``top_k`` answers when the catalogue has
+them.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ class HybridRecommender:
         )
         # Audio features alone predict playlist membership worse than popularity does
         # (bench/quality.py, cold seeds), so a playlist the collaborative tower knows nothing
-        # of gets popular tracks re-ordered by sound rather than sound-alikes alone.
+        # of gets popular tracks ranked beside the sound-alikes, not sound-alikes alone.
         popularity = self.fusion.popularity_weight if collab_known == 0 else 0.0
         return {COLLABORATIVE: collab, CONTENT: content, POPULARITY: popularity}
 
@@ -139,8 +141,13 @@ class HybridRecommender:
         *,
         method: str = "hybrid",
         exclude_rows: Iterable[int] = (),
+        weights: dict[str, float] | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[tuple[str, ...]]]:
-        """Catalogue rows for seed rows (s,): rows (k,), fused scores (k,), sources per row."""
+        """Catalogue rows for seed rows (s,): rows (k,), fused scores (k,), sources per row.
+
+        ``weights`` overrides the hybrid's own (computed from ``seed_rows`` alone); a caller
+        that also holds seeds outside the catalogue passes weights that count them.
+        """
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         seed_rows = np.asarray(seed_rows, dtype=np.int64)
@@ -148,7 +155,8 @@ class HybridRecommender:
         want = top_k + len(banned) + self.fusion.extra_candidates
         scores: dict[int, float] = {}
         sources: dict[int, list[str]] = {}
-        weights = self._request_weights(seed_rows, method)
+        if weights is None or method != "hybrid":
+            weights = self._request_weights(seed_rows, method)
         for tower_name, rows in self._tower_candidates(seed_rows, want, weights):
             rank = 0
             for row in rows.tolist():
@@ -218,10 +226,14 @@ class HybridRecommender:
         """
         unique_ids = list(dict.fromkeys(track_ids))
         seed_rows, unknown = self.catalog.indices(unique_ids)
-        exclude_rows, _ = self.catalog.indices(exclude)
+        exclude_rows, _ = self.catalog.indices(list(exclude))
         collab_known = sum(1 for r in seed_rows if self.collab and self.collab.knows(int(r)))
         content_known = sum(1 for r in seed_rows if self.content and self.content.knows(int(r)))
-        unknown = [t for t in unknown if t not in set(exclude)] if exclude else unknown
+        weights = (
+            self.weights(len(unique_ids), collab_known, content_known)
+            if method == "hybrid"
+            else self._request_weights(seed_rows, method)
+        )
         unknown_to_both = unknown + [
             self.catalog.track_ids[int(r)]
             for r in seed_rows
@@ -229,7 +241,7 @@ class HybridRecommender:
             and not (self.content and self.content.knows(int(r)))
         ]
         rows, scores, sources = self.rank_rows(
-            seed_rows, top_k, method=method, exclude_rows=exclude_rows.tolist()
+            seed_rows, top_k, method=method, exclude_rows=exclude_rows.tolist(), weights=weights
         )
         reasons = self._reasons(seed_rows, rows, sources) if explain else [None] * len(rows)
         items = [
@@ -249,7 +261,7 @@ class HybridRecommender:
             collab_known=collab_known,
             content_known=content_known,
             unknown=unknown_to_both,
-            weights=self.weights(len(unique_ids), collab_known, content_known),
+            weights=weights,
         )
 
     def similar(self, track_id: str, top_k: int = 10) -> RecommendationResult:

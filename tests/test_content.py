@@ -124,10 +124,6 @@ def test_transform_refuses_nan_and_infinite_features(bad: float) -> None:
         scaler.transform(matrix(raw(), raw(energy=bad)))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: FeatureScaler.fit accepts NaN and learns a NaN mean (content.py)",
-)
 def test_fit_refuses_nan_features_instead_of_learning_a_nan_mean() -> None:
     with pytest.raises(ValueError, match="NaN"):
         FeatureScaler.fit(matrix(raw(), raw(energy=math.nan)))

@@ -311,11 +311,6 @@ def test_content_weight_grows_with_its_share_and_never_with_collaborative_certai
     assert by_collab == sorted(by_collab, reverse=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: result.weights count seeds missing from the catalogue, the ranking does not "
-    "(hybrid.py: recommend vs _request_weights)",
-)
 def test_reported_weights_are_the_weights_the_ranking_used(hand: Hand) -> None:
     known = [hand.collab_only[0], hand.collab_only[1]]
 
@@ -330,11 +325,6 @@ def test_reported_weights_are_the_weights_the_ranking_used(hand: Hand) -> None:
     assert same_weights == same_scores, (plain.weights, with_strangers.weights)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: exclude hides an unknown seed from `unknown` only when it is not in the "
-    "catalogue (hybrid.py: recommend)",
-)
 def test_an_excluded_unknown_seed_is_reported_like_any_other_unknown_seed(hand: Hand) -> None:
     seeds = [hand.both[0][0], hand.neither, NOT_IN_CATALOG[0]]
 
