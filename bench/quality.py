@@ -49,21 +49,20 @@ def _model(args: argparse.Namespace, split, features) -> HybridRecommender:  # t
 
 
 def _tune(recommender: HybridRecommender, validation) -> FusionSettings:  # type: ignore[no-untyped-def]
-    best, best_recall = recommender.fusion, -1.0
-    grid = itertools.product((0.1, 0.3, 0.6), (0.0, 0.5), (60.0, 200.0), (0.3, 1.0, 3.0))
-    for content_weight, damping, offset, popular in grid:
-        recommender.fusion = replace(
-            best,
-            content_weight=content_weight,
-            content_damping=damping,
-            rank_offset=offset,
-            popularity_weight=popular,
-        )
+    """Grid search of the fusion constants and the content prior on validation playlists."""
+    assert recommender.content is not None
+    best, best_prior, best_recall = recommender.fusion, recommender.content.prior_weight, -1.0
+    grid = itertools.product((0.1, 0.3, 0.6, 1.0), (0.3, 1.0, 3.0), (1.0, 2.0, 4.0))
+    for content_weight, popular, prior in grid:
+        recommender.fusion = replace(best, content_weight=content_weight, popularity_weight=popular)
+        recommender.content.prior_weight = prior
         recall = recall_at_k(recommender, validation).recall
-        print(f"  {recommender.fusion}: {recall:.4f}", file=sys.stderr)
+        print(f"  {recommender.fusion}, content prior {prior}: {recall:.4f}", file=sys.stderr)
         if recall > best_recall:
-            best, best_recall = recommender.fusion, recall
+            best, best_prior, best_recall = recommender.fusion, prior, recall
     recommender.fusion = best
+    recommender.content.prior_weight = best_prior
+    print(f"content prior weight: {best_prior}")
     return best
 
 
@@ -107,15 +106,16 @@ def main() -> None:
         f"(first half given, last half hidden), validation {len(split.validation)}"
     )
     print(f"hidden tracks: {rows[0].hidden}, of them cold (features, no co-occurrence): {cold}")
-    print("| method | recall@500 | hits | median ms | p99 ms |")
-    print("|---|---|---|---|---|")
+    print("| method | recall@500 | hits | cold hits | median ms | p99 ms |")
+    print("|---|---|---|---|---|---|")
     for score in rows:
         print(
-            f"| {score.method} | {score.recall:.4f} | {score.hits} | "
+            f"| {score.method} | {score.recall:.4f} | {score.hits} | {score.cold_hits} | "
             f"{score.median_ms:.2f} | {score.p99_ms:.2f} |"
         )
     print(
         f"| hybrid, default fusion | {default_score.recall:.4f} | {default_score.hits} | "
+        f"{default_score.cold_hits} | "
         f"{default_score.median_ms:.2f} | {default_score.p99_ms:.2f} |"
     )
     print("tuned fusion:", json.dumps(asdict(tuned)))

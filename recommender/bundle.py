@@ -16,6 +16,7 @@ size and checksum and refuses anything else with :class:`BundleError`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ import platform
 import shutil
 import tempfile
 import time
+import zipfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
@@ -45,7 +47,7 @@ from recommender.hybrid import FusionSettings, HybridRecommender
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the content tower carries a playlist prior
 MANIFEST = "manifest.json"
 CURRENT = "current"
 VERSIONS = "versions"
@@ -98,9 +100,7 @@ def save_bundle(
     ``training`` goes into the manifest as is (data fingerprint, settings, metrics, sizes).
     Returns the version directory.
     """
-    root.mkdir(parents=True, exist_ok=True)
-    versions = root / VERSIONS
-    versions.mkdir(exist_ok=True)
+    versions = prepare_root(root)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     staging = Path(tempfile.mkdtemp(prefix=f".{stamp}-", dir=versions))
     try:
@@ -110,6 +110,9 @@ def save_bundle(
         _fsync_tree(staging)
         final = versions / stamp
         staging.rename(final)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"cannot write a model to {root}: {error.strerror or error}") from error
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -117,6 +120,30 @@ def save_bundle(
     _prune(versions, keep=final)
     log.info("saved bundle %s", final)
     return final
+
+
+def prepare_root(root: Path, *, keep: bool = True) -> Path:
+    """Create ``root/versions`` and prove it writable; returns it.
+
+    With ``keep=False`` (a check before training) folders this call created are removed
+    again, so a run that fails later leaves nothing behind.
+    """
+    versions = root / VERSIONS
+    if root.exists() and not root.is_dir():
+        raise BundleError(f"cannot write a model to {root}: it is a file, not a folder")
+    created = [p for p in (versions, *versions.parents) if not p.exists()]
+    try:
+        versions.mkdir(parents=True, exist_ok=True)
+        Path(tempfile.mkdtemp(prefix=".probe-", dir=versions)).rmdir()
+    except OSError as error:
+        reason = error.strerror or str(error)
+        raise BundleError(f"cannot write a model to {root}: {reason}") from error
+    finally:
+        if not keep:
+            for folder in created:  # deepest first
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
+    return versions
 
 
 def _write_parts(
@@ -176,6 +203,11 @@ def resolve_bundle(path: Path) -> Path:
     current = path / CURRENT
     if current.exists() and (current / MANIFEST).is_file():
         return current.resolve()
+    if current.is_symlink():
+        raise BundleError(
+            f"{current} points to {current.readlink()}, which holds no model; "
+            f"retrain with harmonya train --out {path}"
+        )
     if not path.exists():
         raise BundleError(f"no model at {path}; train one with: harmonya train --out {path}")
     raise BundleError(f"{path} is not a HarmonYa model (no {MANIFEST}, no '{CURRENT}' link)")
@@ -194,15 +226,44 @@ def read_manifest(directory: Path) -> dict[str, Any]:
             f"{directory} has bundle format {version!r}; this HarmonYa reads format "
             f"{FORMAT_VERSION}: retrain with harmonya train"
         )
+    for section in ("catalog", "popularity", "features", "files", "training"):
+        if not isinstance(manifest.get(section), dict):
+            raise BundleError(f"the manifest of {directory} has no valid '{section}' section")
+    for section in ("content", "collaborative", "fusion"):
+        if manifest.get(section) is not None and not isinstance(manifest[section], dict):
+            raise BundleError(f"the manifest of {directory} has an invalid '{section}' section")
     return manifest
 
 
+def _referenced_files(manifest: dict[str, Any]) -> set[str]:
+    names = {manifest["catalog"].get("file"), manifest["popularity"].get("file")}
+    names.add(manifest["features"].get("scaler"))
+    for section in ("content", "collaborative"):
+        entry = manifest.get(section)
+        if entry:
+            names.update((entry.get("index"), entry.get("arrays")))
+    return {str(name) for name in names}
+
+
 def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
-    """Refuse a bundle whose files are missing, truncated, altered or unlisted in the manifest."""
+    """Refuse a bundle whose files are missing, truncated or altered, or whose manifest does
+    not list (with size and checksum) every file it refers to. Files it does not refer to,
+    such as the Keras model kept for inspection, are checked when listed."""
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(f"the manifest of {directory} lists no files")
+    unlisted = _referenced_files(manifest) - set(files)
+    if unlisted:
+        raise BundleError(
+            f"{directory} is damaged: the manifest has no checksum for {sorted(unlisted)}"
+        )
+    listed_towers = {"content.npz": "content", "collab.npz": "collaborative"}
+    for name, section in listed_towers.items():
+        if name in files and not manifest.get(section):
+            raise BundleError(f"{directory} is damaged: {name} is listed but '{section}' is empty")
     for name, expected in files.items():
+        if not isinstance(expected, dict):
+            raise BundleError(f"{directory} is damaged: the manifest entry of {name} is invalid")
         path = directory / name
         if not path.is_file():
             raise BundleError(f"{directory} is damaged: {name} is missing")
@@ -255,7 +316,7 @@ def load_bundle(path: Path, *, verify: bool = True) -> tuple[HybridRecommender, 
         fusion = FusionSettings(**manifest.get("fusion", {}))
     except BundleError:
         raise
-    except (KeyError, TypeError, ValueError, OSError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OSError, zipfile.BadZipFile) as error:
         raise BundleError(f"{directory} is damaged or inconsistent: {error}") from error
     log.info(
         "loaded bundle %s: %d tracks in %.2f s",

@@ -15,13 +15,21 @@ from typing import Any, TypeVar
 import click
 from tqdm import tqdm
 
-from recommender.bundle import BundleError, load_bundle, save_bundle
+from recommender.bundle import (
+    CURRENT,
+    MANIFEST,
+    BundleError,
+    load_bundle,
+    prepare_root,
+    save_bundle,
+)
 from recommender.collab import CollabSettings
 from recommender.data import DataError, find_mpd_files, iter_playlists
 from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownTrackError
 from recommender.links import LinkError, parse_track_ref, track_uri
 from recommender.playlist_io import (
     PlaylistFileError,
+    check_writable,
     read_challenge_set,
     read_playlist_file,
     write_submission,
@@ -91,7 +99,14 @@ def _load(model: Path) -> HybridRecommender:
 
 
 def _parse_tracks(references: Sequence[str]) -> list[str]:
-    return [parse_track_ref(reference) for reference in references]
+    track_ids = []
+    for reference in references:
+        try:
+            track_ids.append(parse_track_ref(reference))
+        except LinkError as error:
+            shown = reference if len(reference) <= 60 else reference[:57] + "..."
+            raise UserError(f"{shown!r}: {error}") from error
+    return track_ids
 
 
 def _print_result(
@@ -145,6 +160,7 @@ def train(data: Path, out: Path, epochs: int, dimension: int, seed: int) -> None
     """Ingest everything under --data, train both towers, write the bundle."""
     if not data.exists():
         raise UserError(f"no data at {data}. {MPD_HELP}")
+    prepare_root(out, keep=False)  # fail now, not after minutes of training
     started = time.perf_counter()
     settings = TrainSettings(
         collab=CollabSettings(epochs=epochs, dimension=dimension, seed=seed), seed=seed
@@ -196,8 +212,11 @@ def recommend(
     if challenge is not None:
         if out is None:
             raise UserError("--challenge needs --out FILE.csv")
+        check_writable(out)
         _run_challenge(_load(model), challenge, out)
         return
+    if out is not None:
+        raise UserError("--out goes with --challenge; recommendations print to the terminal")
     if playlist is not None:
         given_playlist = read_playlist_file(playlist)
         track_ids = given_playlist.track_ids
@@ -231,7 +250,10 @@ def _run_challenge(recommender: HybridRecommender, challenge: Path, out: Path) -
                 f"(pid {playlist.pid})"
             )
         rows.append((playlist.pid, uris))
-    written = write_submission(out, rows)
+    try:
+        written = write_submission(out, rows)
+    except ValueError as error:  # a malformed row: the model holds a bad track id
+        raise UserError(f"submission not written: {error}") from error
     click.echo(f"wrote {written} playlists to {out}")
 
 
@@ -262,11 +284,11 @@ def similar(track: str, model: Path, top_k: int, as_json: bool) -> None:
 @friendly
 def demo(data: Path, model: Path, top_k: int) -> None:
     """Train the default bundle if there is none, then recommend for a real playlist."""
-    try:
-        recommender = _load(model)
+    if (model / MANIFEST).exists() or (model / CURRENT).is_symlink():
+        recommender = _load(model)  # a damaged bundle is reported, never trained over
         click.echo(f"using the bundle at {model}", err=True)
-    except BundleError:
-        if not data.exists() or not find_mpd_files(data):
+    else:
+        if not data.is_dir() or not find_mpd_files(data):
             raise UserError(
                 f"no bundle at {model} and no playlist data at {data}. {MPD_HELP}"
             ) from None
@@ -301,7 +323,27 @@ def _demo_playlist(data: Path) -> tuple[str, list[str]] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    cli.main(args=list(argv) if argv is not None else None, prog_name="harmonya")
+    """Entry point: every failure is one ``error:`` line; usage errors exit 2, others 1."""
+    try:
+        cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="harmonya",
+            standalone_mode=False,
+        )
+    except click.UsageError as error:
+        hint = (
+            f" (see: harmonya {error.ctx.command_path.split(' ', 1)[-1]} --help)"
+            if error.ctx
+            else ""
+        )
+        click.echo(f"error: {error.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("error: interrupted", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from annoy import AnnoyIndex
 
-from recommender.data import Interactions
+from recommender.data import DataError, Interactions
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,10 @@ def train_collab(
     counts = interactions.counts()
     item_rows = np.flatnonzero(counts >= settings.min_count).astype(np.int64)
     if len(item_rows) < 2:
-        raise ValueError("too few tracks occur in two or more playlists to train on")
+        raise DataError(
+            f"too few tracks occur in {settings.min_count} or more playlists to train on; "
+            "give more playlists"
+        )
     item_of = np.full(interactions.n_tracks, -1, dtype=np.int64)
     item_of[item_rows] = np.arange(len(item_rows))
     log_q = np.log(counts[item_rows] / counts[item_rows].sum()).astype(np.float32)
@@ -173,7 +176,7 @@ def train_collab(
         contexts, targets = make_examples(interactions, item_of, settings.context_size, rng)
         n_examples = len(targets)
         if n_examples < 2:
-            raise ValueError("no playlist has two tracks that occur elsewhere; nothing to learn")
+            raise DataError("no playlist has two tracks that occur elsewhere; nothing to learn")
         total, batches = 0.0, 0
         for start in range(0, n_examples - 1, settings.batch_size):
             stop = min(start + settings.batch_size, n_examples)

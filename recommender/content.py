@@ -37,6 +37,7 @@ CONTINUOUS = (
 TIME_SIGNATURES = (3, 4, 5)
 CONTENT_DIM = len(CONTINUOUS) + 2 + 1 + len(TIME_SIGNATURES)
 CONTENT_METRIC = "euclidean"
+POPULAR_CANDIDATES = 3000
 _COLUMN = {name: i for i, name in enumerate(FEATURE_ORDER)}
 
 
@@ -61,6 +62,11 @@ class FeatureScaler:
             tuple(float(x) for x in std),
             categorical_weight,
         )
+
+    @classmethod
+    def neutral(cls) -> FeatureScaler:
+        """The identity scaling, for a model trained without any audio features."""
+        return cls((0.0,) * len(CONTINUOUS), (1.0,) * len(CONTINUOUS))
 
     def transform(self, values: npt.NDArray[np.floating[Any]]) -> npt.NDArray[np.float32]:
         """Content vectors of ``values`` (n, 13), float32 (n, CONTENT_DIM)."""
@@ -111,7 +117,13 @@ class ContentTower:
     """Nearest neighbours in audio-feature space over the catalogue rows that have features.
 
     ``rows`` (m,) are catalogue indices of the tracks with features; ``vectors`` (m, D) their
-    scaled features; the Annoy index item ``i`` is ``rows[i]``.
+    scaled features; ``prior`` (m,) float32 is log(1 + playlists holding the track) in the
+    training data; the Annoy index item ``i`` is ``rows[i]``.
+
+    Most tracks in the feature tables were never put on any playlist we trained on (opera,
+    1960s flops, genre seeds...). Sound alone ranks them as high as anything, so playlist
+    answers add ``prior_weight * prior``: "sounds like your playlist, and people do put it on
+    playlists". ``similar`` stays pure sound.
 
     >>> tower = ContentTower.build(rows, vectors, n_trees=20)
     >>> neighbours, scores = tower.similar(catalog_row, top_k=10)
@@ -123,6 +135,8 @@ class ContentTower:
         vectors: npt.NDArray[np.float32],
         index: AnnoyIndex,
         n_catalog: int,
+        prior: npt.NDArray[np.float32] | None = None,
+        prior_weight: float = 2.0,
     ) -> None:
         self.rows = rows
         self.vectors = vectors
@@ -131,6 +145,15 @@ class ContentTower:
         self.position[rows] = np.arange(len(rows))
         # A typical distance between neighbours sets the kernel width for set scores.
         self.bandwidth = 1.0
+        self.prior = np.zeros(len(rows), dtype=np.float32) if prior is None else prior
+        if self.prior.shape != (len(rows),):
+            raise ValueError("the content prior must have one value per track")
+        self.prior_weight = prior_weight
+        # Tracks most often on playlists: candidates a sound query alone would miss.
+        order = np.argsort(-self.prior, kind="stable")
+        self.popular_positions = order[:POPULAR_CANDIDATES][
+            self.prior[order[:POPULAR_CANDIDATES]] > 0
+        ]
 
     @classmethod
     def build(
@@ -139,6 +162,8 @@ class ContentTower:
         vectors: npt.NDArray[np.float32],
         n_catalog: int,
         *,
+        prior: npt.NDArray[np.float32] | None = None,
+        prior_weight: float = 2.0,
         n_trees: int = 20,
         seed: int = 0,
     ) -> ContentTower:
@@ -147,7 +172,7 @@ class ContentTower:
         for i, vector in enumerate(vectors):
             index.add_item(i, vector)
         index.build(n_trees, n_jobs=1)
-        tower = cls(rows, vectors, index, n_catalog)
+        tower = cls(rows, vectors, index, n_catalog, prior, prior_weight)
         tower.bandwidth = tower.estimate_bandwidth(seed=seed)
         return tower
 
@@ -191,9 +216,10 @@ class ContentTower:
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Tracks that sound like the set ``seed_rows`` (catalogue rows, any shape (s,)).
 
-        Candidates come from the centroid's neighbours and each (sampled) seed's neighbours;
-        each is scored by a Gaussian kernel density over all seeds, so a playlist of two moods
-        gets tracks near either mood instead of tracks between them. Seeds are excluded.
+        Candidates come from the centroid's neighbours, each (sampled) seed's neighbours and
+        the tracks most often on playlists; each is scored by the log of a Gaussian kernel
+        density over all seeds (so a playlist of two moods gets tracks near either mood, not
+        between them) plus ``prior_weight * prior``. Seeds are excluded.
         Returns rows (<= top_k,) int64 and scores (<= top_k,) float32, best first.
         """
         positions = self.position[np.asarray(seed_rows, dtype=np.int64)]
@@ -205,11 +231,14 @@ class ContentTower:
         step = max(1, len(positions) // max_seed_queries)
         for position in positions[::step][:max_seed_queries]:
             candidates.update(self.index.get_nns_by_item(int(position), per_seed + 1))
+        if self.prior_weight > 0:
+            candidates.update(self.popular_positions.tolist())
         candidates.difference_update(int(p) for p in positions)
         pool = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
         if len(pool) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        scores = self._density(self.vectors[pool], seeds)
+        density = self._density(self.vectors[pool], seeds)
+        scores = np.log(density + 1e-12) + self.prior_weight * self.prior[pool]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return self.rows[pool[order]], scores[order].astype(np.float32)
 
@@ -227,7 +256,7 @@ class ContentTower:
     def save(self, directory: Path) -> dict[str, Any]:
         """Write ``content.ann`` and ``content.npz``; returns the manifest entry."""
         self.index.save(str(directory / "content.ann"))
-        np.savez(directory / "content.npz", rows=self.rows, vectors=self.vectors)
+        np.savez(directory / "content.npz", rows=self.rows, vectors=self.vectors, prior=self.prior)
         return {
             "index": "content.ann",
             "arrays": "content.npz",
@@ -236,6 +265,7 @@ class ContentTower:
             "items": len(self.rows),
             "n_trees": int(self.index.get_n_trees()),
             "bandwidth": self.bandwidth,
+            "prior_weight": self.prior_weight,
         }
 
     @classmethod
@@ -243,6 +273,7 @@ class ContentTower:
         with np.load(directory / entry["arrays"]) as arrays:
             rows = arrays["rows"].astype(np.int64)
             vectors = arrays["vectors"].astype(np.float32)
+            prior = arrays["prior"].astype(np.float32)
         if vectors.shape != (entry["items"], entry["dimension"]) or len(rows) != entry["items"]:
             raise ValueError("content arrays do not match the manifest")
         if len(rows) and (rows.min() < 0 or rows.max() >= n_catalog):
@@ -251,6 +282,6 @@ class ContentTower:
         index.load(str(directory / entry["index"]))  # memory-mapped, shared between processes
         if index.get_n_items() != entry["items"]:
             raise ValueError("the content index holds a different number of items")
-        tower = cls(rows, vectors, index, n_catalog)
+        tower = cls(rows, vectors, index, n_catalog, prior, float(entry["prior_weight"]))
         tower.bandwidth = float(entry["bandwidth"])
         return tower

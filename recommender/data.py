@@ -13,6 +13,9 @@ import gzip
 import hashlib
 import json
 import logging
+import os
+import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +28,7 @@ from tqdm import tqdm
 log = logging.getLogger(__name__)
 
 TRACK_URI_PREFIX = "spotify:track:"
+_TRACK_ID = re.compile(r"[0-9A-Za-z]{22}")
 _SNIFF_BYTES = 4096
 
 
@@ -105,7 +109,7 @@ def track_id_from_uri(uri: str) -> str | None:
     if not isinstance(uri, str) or not uri.startswith(TRACK_URI_PREFIX):
         return None
     track_id = uri[len(TRACK_URI_PREFIX) :]
-    return track_id if len(track_id) == 22 and track_id.isalnum() else None
+    return track_id if _TRACK_ID.fullmatch(track_id) else None
 
 
 def _open_text(path: Path) -> Any:
@@ -119,10 +123,29 @@ def is_mpd_slice(path: Path) -> bool:
     try:
         with _open_text(path) as handle:
             head = handle.read(_SNIFF_BYTES)
-    except (OSError, UnicodeDecodeError, EOFError):
+    except (OSError, UnicodeDecodeError, EOFError, zlib.error):
         return False
     stripped = head.lstrip("\ufeff \t\r\n")
     return stripped.startswith("{") and ('"playlists"' in head or '"info"' in head)
+
+
+def walk_files(root: Path) -> list[Path]:
+    """Every file under ``root``, following symlinked folders (once each), hidden ones skipped.
+
+    People point ``--data`` at a folder of symlinks to their downloads, which ``Path.rglob``
+    would not enter.
+    """
+    found: list[Path] = []
+    visited: set[str] = set()
+    for directory, subdirectories, files in os.walk(root, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in visited:
+            subdirectories[:] = []
+            continue
+        visited.add(real)
+        subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
+        found.extend(Path(directory) / name for name in files if not name.startswith("."))
+    return sorted(found)
 
 
 def find_mpd_files(root: Path) -> list[Path]:
@@ -130,9 +153,7 @@ def find_mpd_files(root: Path) -> list[Path]:
     if root.is_file():
         candidates = [root]
     elif root.is_dir():
-        candidates = sorted(
-            p for p in root.rglob("*") if p.is_file() and p.name.endswith((".json", ".json.gz"))
-        )
+        candidates = [p for p in walk_files(root) if p.name.endswith((".json", ".json.gz"))]
     else:
         raise DataError(f"no such file or directory: {root}")
     return [p for p in candidates if is_mpd_slice(p)]
@@ -142,7 +163,7 @@ def _parse_slice(path: Path) -> list[dict[str, Any]]:
     try:
         with _open_text(path) as handle:
             document = json.load(handle)
-    except (OSError, EOFError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, EOFError, UnicodeDecodeError, zlib.error, json.JSONDecodeError) as error:
         log.warning("skipping %s: not readable as JSON (%s)", path, error)
         return []
     playlists = document.get("playlists") if isinstance(document, dict) else None
@@ -241,7 +262,8 @@ def fingerprint_files(paths: Iterable[Path], root: Path | None = None) -> str:
     """A sha256 over the names and bytes of ``paths``: the identity of a training set."""
     digest = hashlib.sha256()
     for path in sorted(Path(p) for p in paths):
-        name = str(path.relative_to(root)) if root is not None else path.name
+        inside = root is not None and path.is_relative_to(root)
+        name = str(path.relative_to(root)) if inside and root is not None else path.name
         digest.update(name.encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):

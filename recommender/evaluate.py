@@ -82,6 +82,7 @@ class MethodScore:
     hidden: int
     median_ms: float
     p99_ms: float
+    cold_hits: int = 0
 
 
 def recall_at_k(
@@ -91,8 +92,11 @@ def recall_at_k(
     method: str = "hybrid",
     top_k: int = 500,
 ) -> MethodScore:
-    """Share of hidden tracks found in each playlist's top ``top_k``, over all playlists."""
-    hits = total = 0
+    """Share of hidden tracks found in each playlist's top ``top_k``, over all playlists.
+
+    ``cold_hits`` counts the hits on tracks the collaborative tower never saw.
+    """
+    hits = total = cold_hits = 0
     timings: list[float] = []
     for playlist in playlists:
         seed_rows, _ = recommender.catalog.indices(playlist.seeds)
@@ -100,7 +104,9 @@ def recall_at_k(
         rows, _, _ = recommender.rank_rows(seed_rows, top_k, method=method)
         timings.append(time.perf_counter() - started)
         found = {recommender.catalog.track_ids[int(r)] for r in rows}
-        hits += sum(1 for t in playlist.hidden if t in found)
+        found_hidden = [t for t in playlist.hidden if t in found]
+        hits += len(found_hidden)
+        cold_hits += sum(1 for t in found_hidden if not _warm(recommender, t))
         total += len(playlist.hidden)
     times: npt.NDArray[np.float64] = np.asarray(timings) * 1000
     return MethodScore(
@@ -110,7 +116,13 @@ def recall_at_k(
         total,
         float(np.median(times)) if len(times) else 0.0,
         float(np.percentile(times, 99)) if len(times) else 0.0,
+        cold_hits,
     )
+
+
+def _warm(recommender: HybridRecommender, track_id: str) -> bool:
+    row = recommender.catalog.index_of(track_id)
+    return row is not None and recommender.collab is not None and recommender.collab.knows(row)
 
 
 def cold_hidden(recommender: HybridRecommender, playlists: Sequence[HeldOutPlaylist]) -> int:

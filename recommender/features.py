@@ -50,6 +50,8 @@ import numpy.typing as npt
 import pandas as pd
 from tqdm import tqdm
 
+from recommender.data import walk_files
+
 log = logging.getLogger(__name__)
 
 FEATURE_ORDER: tuple[str, ...] = (
@@ -302,7 +304,7 @@ def find_feature_files(root: Path) -> list[Path]:
     if not root.is_dir():
         raise FileNotFoundError(f"no data directory at {root}")
     candidates = sorted(
-        (path for path in root.rglob("*") if _is_candidate(path, root)), key=_relative_key(root)
+        (path for path in walk_files(root) if _is_candidate(path, root)), key=_relative_key(root)
     )
     found = []
     for path in candidates:

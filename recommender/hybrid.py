@@ -40,7 +40,7 @@ class FusionSettings:
     rank_offset: float = 200.0
     content_weight: float = 0.3
     content_damping: float = 0.0
-    popularity_weight: float = 1.0
+    popularity_weight: float = 0.3
     extra_candidates: int = 50
 
 

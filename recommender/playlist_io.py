@@ -7,15 +7,17 @@ message can be shown as is. The challenge files are ours, so their checks are st
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
+import itertools
 import json
 import logging
 import numbers
 import os
 import re
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -35,6 +37,11 @@ _URI_COLUMNS = ("trackuri", "spotifyuri", "uri", "trackid", "spotifyid", "id")
 _DELIMITERS = (",", ";", "\t")
 _TRACK_URI_RE = re.compile(r"spotify:track:[0-9A-Za-z]{22}")
 _SKIP_REASONS = {"local": SKIP_LOCAL, "episode": SKIP_EPISODE}
+# Rows read ahead to tell a title line from a CSV header and to find a column of links.
+_SAMPLE_ROWS = 50
+# Blank and "#" comment lines above a CSV header, such as "# exported by Exportify, 2024".
+_PREAMBLE_RE = re.compile(r"(?:[ \t]*(?:#[^\r\n]*)?(?:\r\n|\r|\n|\Z))*")
+_LINE_BREAK_RE = re.compile(r"\r\n?|\n")
 
 # (line, row or list position; the value to read; the raw text to report if it is skipped)
 _Entry = tuple[int, object, str]
@@ -74,11 +81,16 @@ def read_playlist_file(
 ) -> PlaylistInput:
     """Read a JSON, text or CSV playlist file; the format is told from the content."""
     path = Path(path)
+    # Path("") is Path("."), so an empty argument arrives here without a name.
+    if not path.name:
+        raise PlaylistFileError("no playlist file was given")
     try:
         with path.open("rb") as handle:
             data = handle.read(max_bytes + 1)
     except OSError as exc:
-        raise PlaylistFileError(f"the file {path.name} could not be read") from exc
+        raise PlaylistFileError(
+            f"the file {path.name} could not be read: {_os_reason(exc)}"
+        ) from exc
     return parse_playlist_text(data, path.name, max_bytes=max_bytes, max_entries=max_entries)
 
 
@@ -119,10 +131,14 @@ def parse_playlist_text(
 def read_challenge_set(path: Path) -> list[ChallengePlaylist]:
     """Read the challenge's `challenge_set.json`; seeds come back in `pos` order."""
     path = Path(path)
+    if not path.name:
+        raise PlaylistFileError("no challenge set file was given")
     data = _load_json(path)
     raw_playlists = data.get("playlists") if isinstance(data, dict) else None
     if not isinstance(raw_playlists, list):
         raise PlaylistFileError(f"{path.name} has no list of playlists")
+    if not raw_playlists:
+        raise PlaylistFileError("the challenge set holds no playlists")
 
     playlists = [_challenge_playlist(raw, number) for number, raw in enumerate(raw_playlists, 1)]
     seen: set[int] = set()
@@ -146,38 +162,69 @@ def write_submission(
     The first line is `team_info,<team_name>,<contact>`, then one `pid,uri1,uri2,...` line per
     row. Fields are joined by a bare "," (the official sample puts a space after each comma;
     both are accepted). The file is written next to `path` and moved over it only when every
-    row is valid, so a failure leaves `path` as it was. Raises ValueError for a malformed pid
-    or URI, a repeated pid, or a row that lists a track twice; 500 tracks per row is the
-    caller's business.
+    row is valid, so a failure leaves `path` as it was. Raises PlaylistFileError when `path`
+    cannot be written, ValueError naming the pid for a malformed pid or URI, a repeated pid,
+    or a row that lists a track twice; 500 tracks per row is the caller's business.
     """
     path = Path(path)
     for label, value in (("team_name", team_name), ("contact", contact)):
         if not value or any(char in value for char in ",\r\n"):
             raise ValueError(f"{label} must be non-empty and contain no comma or line break")
+    check_writable(path)
 
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, then moved into place
-        "w",
-        encoding="utf-8",
-        newline="\n",
-        dir=path.parent,
-        prefix=f".{path.name}.",
-        suffix=".tmp",
-        delete=False,
-    )
+    handle = _temp_file(path)
     temp_path = Path(handle.name)
     try:
-        with handle:
-            handle.write(f"team_info,{team_name},{contact}\n")
-            count = _write_rows(handle, rows)
+        _write(handle, f"team_info,{team_name},{contact}\n", path)
+        count = _write_rows(handle, rows, path)
+        with _write_errors(path):
             handle.flush()
             os.fsync(handle.fileno())
-        temp_path.chmod(0o644)
-        temp_path.replace(path)
+            handle.close()
+            temp_path.chmod(0o644)
+            temp_path.replace(path)
     except BaseException:
-        temp_path.unlink(missing_ok=True)
+        # The temp file is thrown away, so a second error while closing it would only hide
+        # the first.
+        with contextlib.suppress(OSError):
+            handle.close()
+        with contextlib.suppress(OSError):
+            temp_path.unlink(missing_ok=True)
         raise
     log.info("wrote %d submission rows to %s", count, path)
     return count
+
+
+def check_writable(path: Path) -> None:
+    """Raise PlaylistFileError unless a file could be written at `path`, before work is spent.
+
+    Only what can be seen without writing is checked: `path` is not a directory and its parent
+    is a directory this process may write to. `write_submission` still reports a later failure.
+    """
+    path = Path(path)
+    if not path.name:
+        raise PlaylistFileError(_cannot_write(path, "no file name was given"))
+    parent = path.parent
+    try:
+        if path.is_dir():
+            raise PlaylistFileError(_cannot_write(path, "it is a directory"))
+        if parent.exists() and not parent.is_dir():
+            raise PlaylistFileError(_cannot_write(path, f"{parent} is not a directory"))
+        if not parent.exists():
+            raise PlaylistFileError(_cannot_write(path, f"the directory {parent} does not exist"))
+    except OSError as exc:
+        raise PlaylistFileError(_cannot_write(path, _os_reason(exc))) from exc
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PlaylistFileError(_cannot_write(path, f"the directory {parent} is not writable"))
+
+
+def _os_reason(exc: OSError) -> str:
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return reason[:1].lower() + reason[1:]
+
+
+def _cannot_write(path: Path, reason: str) -> str:
+    return f"cannot write {path}: {reason}" if path.name else f"cannot write: {reason}"
 
 
 def _size(n_bytes: int) -> str:
@@ -205,16 +252,26 @@ def _looks_like_csv(text: str, filename: str) -> bool:
     if Path(filename).suffix.lower() in (".csv", ".tsv"):
         return True
     lines = (line.strip() for line in text.splitlines())
-    first = next((line for line in lines if line and not line.startswith("#")), "")
-    return any(delimiter in first for delimiter in _DELIMITERS) and not _is_track(first)
+    content = (line for line in lines if line and not line.startswith("#"))
+    first = next(content, "")
+    if not any(delimiter in first for delimiter in _DELIMITERS) or _is_track(first):
+        return False
+    # A text file may open with a title such as "Road trip, part 2" above its links.
+    kinds = [_ref_kind(line) for line in itertools.islice(content, _SAMPLE_ROWS)]
+    return None in kinds or "track" not in kinds
+
+
+def _ref_kind(text: str) -> str | None:
+    """Return "track", what else a Spotify reference points to ("local", ...), or None."""
+    try:
+        parse_track_ref(text)
+    except LinkError as exc:
+        return exc.kind
+    return "track"
 
 
 def _is_track(text: str) -> bool:
-    try:
-        parse_track_ref(text)
-    except LinkError:
-        return False
-    return True
+    return _ref_kind(text) == "track"
 
 
 def _line_entries(text: str) -> list[_Entry]:
@@ -227,24 +284,35 @@ def _line_entries(text: str) -> list[_Entry]:
 
 
 def _csv_entries(text: str) -> list[_Entry]:
-    first = next(line for line in text.splitlines() if line.strip())
-    delimiter = _pick_delimiter(first)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    entries: list[_Entry] = []
-    column: int | None = None
+    match = _PREAMBLE_RE.match(text)
+    preamble = match.group() if match else ""
+    body = text[len(preamble) :]
+    if not body:
+        return []
+    delimiter = _pick_delimiter(body.splitlines()[0])
+    rows = _csv_rows(body, delimiter, len(_LINE_BREAK_RE.findall(preamble)))
+    if not rows:
+        return []
+
+    column, has_header = _find_column([row for _, row in rows[: _SAMPLE_ROWS + 1]])
+    return [
+        (number, row[column].strip() if column < len(row) else "", delimiter.join(row))
+        for number, row in rows[1 if has_header else 0 :]
+    ]
+
+
+def _csv_rows(body: str, delimiter: str, lines_before: int) -> list[tuple[int, list[str]]]:
+    """Return (line number in the file, cells) for each row of `body` that is not blank."""
+    reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
+    rows: list[tuple[int, list[str]]] = []
     try:
         for row in reader:
-            if not any(cell.strip() for cell in row):
-                continue
-            if column is None:
-                column, has_header = _find_column(row)
-                if has_header:
-                    continue
-            cell = row[column].strip() if column < len(row) else ""
-            entries.append((reader.line_num, cell, delimiter.join(row)))
+            if any(cell.strip() for cell in row):
+                rows.append((lines_before + reader.line_num, row))
     except csv.Error as exc:
-        raise PlaylistFileError(f"the CSV file is malformed near line {reader.line_num}") from exc
-    return entries
+        line = lines_before + reader.line_num
+        raise PlaylistFileError(f"the CSV file is malformed near line {line}") from exc
+    return rows
 
 
 def _pick_delimiter(header: str) -> str:
@@ -257,8 +325,9 @@ def _pick_delimiter(header: str) -> str:
     return max(_DELIMITERS, key=lambda delimiter: len(cells(delimiter)))
 
 
-def _find_column(first_row: list[str]) -> tuple[int, bool]:
-    """Return the track column and whether `first_row` is a header rather than data."""
+def _find_column(rows: list[list[str]]) -> tuple[int, bool]:
+    """Return the track column and whether the first of `rows` is a header rather than data."""
+    first_row = rows[0]
     column = _header_column(first_row)
     if column is not None:
         return column, True
@@ -266,8 +335,25 @@ def _find_column(first_row: list[str]) -> tuple[int, bool]:
     for index, cell in enumerate(first_row):
         if _is_track(cell):
             return index, False
+    # An unknown header or a title line: the links may still be there, further down.
+    column = _link_column(rows[1:])
+    if column is not None:
+        first_cell = first_row[column] if column < len(first_row) else ""
+        return column, _ref_kind(first_cell) is None
     seen = ", ".join(cell.strip()[:40] for cell in first_row[:12])
     raise PlaylistFileError(f"no track URI column was found; the columns are: {seen}")
+
+
+def _link_column(rows: list[list[str]]) -> int | None:
+    """Return the column holding Spotify references in at least half of `rows`, some tracks."""
+    kinds = [[_ref_kind(cell) for cell in row] for row in rows]
+    best, best_count = None, 0
+    for index in range(max((len(row) for row in rows), default=0)):
+        column = [row[index] for row in kinds if index < len(row)]
+        count = sum(kind is not None for kind in column)
+        if "track" in column and 2 * count >= len(rows) and count > best_count:
+            best, best_count = index, count
+    return best
 
 
 def _header_column(header: list[str]) -> int | None:
@@ -366,20 +452,27 @@ def _load_json(path: Path) -> object:
         with path.open("rb") as handle:
             return json.load(handle)
     except OSError as exc:
-        raise PlaylistFileError(f"{path.name} could not be read") from exc
+        raise PlaylistFileError(f"{path.name} could not be read: {_os_reason(exc)}") from exc
     except (ValueError, RecursionError) as exc:
         raise PlaylistFileError(f"{path.name} is not valid JSON") from exc
 
 
 def _challenge_playlist(raw: object, number: int) -> ChallengePlaylist:
-    if not isinstance(raw, dict) or not _is_int(raw.get("pid")):
-        raise PlaylistFileError(f"playlist number {number} in the challenge set has no pid")
+    where = f"playlist number {number} in the challenge set"
+    if not isinstance(raw, dict):
+        raise PlaylistFileError(f"{where} is not a JSON object")
+    if raw.get("pid") is None:
+        raise PlaylistFileError(f"{where} has no pid")
+    if not _is_int(raw["pid"]):
+        raise PlaylistFileError(f"the pid of {where} must be an integer, not {raw['pid']!r}")
     pid = int(raw["pid"])
     name = raw.get("name")
+    # A missing or null track list means no seeds; anything else that is not a list is broken.
+    tracks = raw.get("tracks")
     return ChallengePlaylist(
         pid=pid,
         name=name if isinstance(name, str) else None,
-        seed_uris=_seed_uris(raw.get("tracks") or [], pid),
+        seed_uris=_seed_uris([] if tracks is None else tracks, pid),
         num_holdouts=_optional_int(raw, "num_holdouts", pid),
         num_samples=_optional_int(raw, "num_samples", pid),
     )
@@ -417,14 +510,49 @@ def _optional_int(raw: dict[str, Any], key: str, pid: int) -> int | None:
     return int(value)
 
 
-def _write_rows(handle: IO[str], rows: Iterable[tuple[int, Sequence[str]]]) -> int:
+def _temp_file(path: Path) -> IO[str]:
+    try:
+        return tempfile.NamedTemporaryFile(
+            "w",
+            encoding="utf-8",
+            newline="\n",
+            dir=path.parent,
+            # Cut so that prefix and random part stay under the usual 255-byte name limit.
+            prefix=f".{path.name[:100]}.",
+            suffix=".tmp",
+            delete=False,
+        )
+    except OSError as exc:
+        reason = f"no file can be created in {path.parent} ({_os_reason(exc)})"
+        raise PlaylistFileError(_cannot_write(path, reason)) from exc
+
+
+@contextlib.contextmanager
+def _write_errors(path: Path) -> Iterator[None]:
+    # Wraps only our own file operations: an OSError raised by the caller's rows stays as is.
+    try:
+        yield
+    except OSError as exc:
+        raise PlaylistFileError(_cannot_write(path, _os_reason(exc))) from exc
+
+
+def _write(handle: IO[str], text: str, path: Path) -> None:
+    with _write_errors(path):
+        handle.write(text)
+
+
+def _write_rows(handle: IO[str], rows: Iterable[tuple[int, Sequence[str]]], path: Path) -> int:
     seen: set[int] = set()
-    for pid, uris in rows:
+    for number, row in enumerate(rows, start=1):
+        try:
+            pid, uris = row
+        except (TypeError, ValueError):
+            raise ValueError(f"submission row {number} is not a (pid, track URIs) pair") from None
         line = _submission_line(pid, uris)
         if int(pid) in seen:
             raise ValueError(f"pid {pid} appears twice in the submission")
         seen.add(int(pid))
-        handle.write(line)
+        _write(handle, line, path)
     return len(seen)
 
 
@@ -433,14 +561,21 @@ def _submission_line(pid: int, uris: Sequence[str]) -> str:
         raise ValueError(f"a submission pid must be an integer, not {pid!r}")
     if isinstance(uris, str):
         raise ValueError(f"the tracks of pid {pid} must be a sequence of URIs, not one string")
+    try:
+        uri_list = list(uris)
+    except TypeError:
+        kind = type(uris).__name__
+        raise ValueError(
+            f"the tracks of pid {pid} must be a sequence of URIs, not {kind}"
+        ) from None
     seen: set[str] = set()
-    for uri in uris:
+    for uri in uri_list:
         if not isinstance(uri, str) or not _TRACK_URI_RE.fullmatch(uri):
             raise ValueError(f"pid {pid} has a malformed track URI: {uri!r}")
         if uri in seen:
             raise ValueError(f"pid {pid} lists {uri} more than once")
         seen.add(uri)
-    return ",".join([str(int(pid)), *uris]) + "\n"
+    return ",".join([str(int(pid)), *uri_list]) + "\n"
 
 
 def _is_int(value: object) -> bool:

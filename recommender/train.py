@@ -15,7 +15,7 @@ import numpy.typing as npt
 from recommender.catalog import TrackCatalog
 from recommender.collab import CollabSettings, train_collab
 from recommender.content import ContentTower, FeatureScaler
-from recommender.data import Interactions, fingerprint_files, read_interactions
+from recommender.data import DataError, Interactions, fingerprint_files, read_interactions
 from recommender.features import FeatureTable, find_feature_files, read_feature_tables
 from recommender.hybrid import FusionSettings, HybridRecommender
 
@@ -31,6 +31,7 @@ class TrainSettings:
     collab: CollabSettings = field(default_factory=CollabSettings)
     fusion: FusionSettings = field(default_factory=FusionSettings)
     content_trees: int = 20
+    content_prior: float = 2.0
     seed: int = 0
 
 
@@ -60,12 +61,25 @@ def build_catalog(interactions: Interactions, features: FeatureTable) -> TrackCa
 
 
 def build_content(
-    catalog: TrackCatalog, features: FeatureTable, n_trees: int, seed: int
+    catalog: TrackCatalog,
+    features: FeatureTable,
+    interactions: Interactions,
+    settings: TrainSettings,
 ) -> tuple[ContentTower, FeatureScaler]:
+    """Scale the features and index them; the prior counts playlists holding each track."""
     scaler = FeatureScaler.fit(features.values)
     rows = np.asarray([catalog.index_of(t) for t in features.ids], dtype=np.int64)
+    counts = np.zeros(len(catalog), dtype=np.float64)
+    counts[: interactions.n_tracks] = interactions.counts()
+    prior = np.log1p(counts[rows]).astype(np.float32)
     tower = ContentTower.build(
-        rows, scaler.transform(features.values), len(catalog), n_trees=n_trees, seed=seed
+        rows,
+        scaler.transform(features.values),
+        len(catalog),
+        prior=prior,
+        prior_weight=settings.content_prior,
+        n_trees=settings.content_trees,
+        seed=settings.seed,
     )
     return tower, scaler
 
@@ -88,8 +102,13 @@ def train_model(
     started = time.perf_counter()
     catalog = build_catalog(interactions, features)
     _say(progress, f"catalogue: {len(catalog):,} tracks ({len(features):,} with audio features)")
-    content, scaler = build_content(catalog, features, settings.content_trees, settings.seed)
-    _say(progress, f"content index: {len(content.rows):,} tracks")
+    content: ContentTower | None = None
+    scaler = FeatureScaler.neutral()
+    if len(features):
+        content, scaler = build_content(catalog, features, interactions, settings)
+        _say(progress, f"content index: {len(content.rows):,} tracks")
+    else:
+        _say(progress, "no audio-feature tables: the content tower is empty ('similar' won't work)")
     collab, report = train_collab(
         interactions, settings.collab, n_catalog=len(catalog), progress=progress
     )
@@ -116,6 +135,8 @@ def train_from_directory(
 ) -> TrainedModel:
     """Read every playlist slice and feature table under ``data`` and train on all of it."""
     started = time.perf_counter()
+    if not data.is_dir():
+        raise DataError(f"--data must be a folder of playlist slices and feature tables: {data}")
     interactions = read_interactions(data, progress=progress is not None)
     _say(
         progress,

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -16,6 +18,7 @@ from recommender.playlist_io import (
     ChallengePlaylist,
     PlaylistFileError,
     PlaylistInput,
+    check_writable,
     parse_playlist_text,
     read_challenge_set,
     read_playlist_file,
@@ -26,6 +29,8 @@ A = "4uLU6hMCjMI75M1A2tKUQC"
 B = "0VjIjW4GlUZAMYd2vXMi3b"
 C = "7qiZfU4dY1lWllzX7mPBI3"
 EPISODE = "512ojhOuo1ktJprKbVcKyQ"
+# What click hands over for an empty argument; it equals Path(".").
+EMPTY_PATH = Path("")  # noqa: PTH201
 
 
 def uri(track_id: str) -> str:
@@ -90,6 +95,43 @@ def test_duplicates_are_dropped_keeping_the_first() -> None:
 
 def test_crlf_line_endings() -> None:
     assert parse_playlist_text(f"{uri(A)}\r\n{uri(B)}\r\n").track_ids == [A, B]
+
+
+TITLED_MIX = f"Road trip, part 2\n{uri(A)}\n{url(B)}\n\nspotify:local:a:b:c:1\n<{url(C)}>\n"
+
+
+@pytest.mark.parametrize("filename", ["mix.txt", ""])
+def test_text_file_whose_title_has_a_comma_was_misread_as_csv(
+    tmp_path: Path, filename: str
+) -> None:
+    if filename:
+        path = tmp_path / filename
+        path.write_text(TITLED_MIX, encoding="utf-8")
+        playlist = read_playlist_file(path)
+    else:
+        playlist = parse_playlist_text(TITLED_MIX)
+
+    assert playlist.track_ids == [A, B, C]
+    assert playlist.skipped == [
+        (1, "Road trip, part 2", "that is not a Spotify link"),
+        (5, "spotify:local:a:b:c:1", SKIP_LOCAL),
+    ]
+
+
+def test_titled_text_file_named_csv_takes_the_title_for_a_header() -> None:
+    playlist = parse_playlist_text(TITLED_MIX, "mix.csv")
+
+    assert playlist.track_ids == [A, B, C]
+    assert playlist.skipped == [(5, "spotify:local:a:b:c:1", SKIP_LOCAL)]
+
+
+def test_titled_text_file_with_a_note_line_still_finds_the_links() -> None:
+    text = f"Road trip, part 2\n{uri(A)}\nthe good ones, in order\n{url(B)}\n{uri(C)}\n"
+
+    playlist = parse_playlist_text(text)
+
+    assert playlist.track_ids == [A, B, C]
+    assert [number for number, _, _ in playlist.skipped] == [3]
 
 
 # --- CSV files ------------------------------------------------------------------------------
@@ -193,6 +235,60 @@ def test_csv_without_a_uri_column_lists_the_columns() -> None:
     assert str(caught.value) == (
         "no track URI column was found; the columns are: Track Name, Artist Name(s), Album Name"
     )
+
+
+@pytest.mark.parametrize("filename", ["export.csv", "export.txt", ""])
+def test_csv_whose_first_line_is_a_comment_with_a_comma_lost_its_header(filename: str) -> None:
+    text = (
+        "# exported by Exportify, 2024\r\n\r\n# second, comment\r\n"
+        f"Track URI;Track Name\r\n{uri(A)};One\r\nspotify:local:a:b:c:1;Two\r\n{uri(B)};Three\r\n"
+    )
+
+    playlist = parse_playlist_text(text, filename)
+
+    assert playlist.track_ids == [A, B]
+    assert playlist.skipped == [(6, "spotify:local:a:b:c:1;Two", SKIP_LOCAL)]
+
+
+def test_csv_malformed_line_number_counts_the_comment_lines() -> None:
+    huge_field = '"' + "x" * 200_000 + '"'
+    text = f"# exported, 2024\nTrack URI,Name\n{uri(A)},One\n{uri(B)},{huge_field}\n"
+
+    with pytest.raises(PlaylistFileError) as caught:
+        parse_playlist_text(text, "x.csv")
+
+    assert str(caught.value) == "the CSV file is malformed near line 4"
+
+
+def test_csv_row_starting_with_a_hash_after_the_header_is_data() -> None:
+    text = f"Track Name,Track URI\n#1 Crush,{uri(A)}\n# not a comment,{uri(B)}\n"
+
+    assert parse_playlist_text(text).track_ids == [A, B]
+
+
+def test_csv_with_an_unknown_header_finds_the_link_column() -> None:
+    text = f"Song,Link,Note\nOne,{uri(A)},x\nTwo,{url(B)},y\nThree,,z\nFour,{C},\n"
+
+    playlist = parse_playlist_text(text, "songs.csv")
+
+    assert playlist.track_ids == [A, B, C]
+    assert playlist.skipped == [(4, "Three,,z", "no Spotify track link was given")]
+
+
+def test_headerless_csv_whose_first_row_is_a_local_file_was_refused() -> None:
+    text = f"spotify:local:Me:Demos:Jam:240,Jam\n{uri(A)},One\n{uri(B)},Two\n"
+
+    playlist = parse_playlist_text(text)
+
+    assert playlist.track_ids == [A, B]
+    assert playlist.skipped == [(1, "spotify:local:Me:Demos:Jam:240,Jam", SKIP_LOCAL)]
+
+
+def test_csv_with_a_few_links_in_a_text_column_finds_no_column() -> None:
+    text = f"Title,Comment\nOne,nice\nTwo,see {uri(A)}\nThree,{uri(B)}\nFour,meh\nFive,ok\n"
+
+    with pytest.raises(PlaylistFileError, match="no track URI column was found"):
+        parse_playlist_text(text)
 
 
 def test_csv_with_a_header_only() -> None:
@@ -356,9 +452,44 @@ def test_too_many_entries() -> None:
     assert parse_playlist_text(f"{uri(A)}\n" * 10_000).track_ids == [A]
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(PlaylistFileError, match="could not be read"):
+def test_missing_file_says_why_it_could_not_be_read(tmp_path: Path) -> None:
+    with pytest.raises(PlaylistFileError) as caught:
         read_playlist_file(tmp_path / "nope.csv")
+
+    assert str(caught.value) == "the file nope.csv could not be read: no such file or directory"
+
+
+def test_directory_given_as_playlist_file_says_so(tmp_path: Path) -> None:
+    (tmp_path / "music").mkdir()
+
+    with pytest.raises(PlaylistFileError) as caught:
+        read_playlist_file(tmp_path / "music")
+
+    assert str(caught.value) == "the file music could not be read: is a directory"
+
+
+def test_unreadable_playlist_file_says_permission_denied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests may run as root, which chmod cannot lock out.
+    def deny(self: Path, *args: object, **kwargs: object) -> None:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(self))
+
+    path = tmp_path / "locked.txt"
+    path.write_text(uri(A), encoding="utf-8")
+    monkeypatch.setattr(Path, "open", deny)
+
+    with pytest.raises(PlaylistFileError) as caught:
+        read_playlist_file(path)
+
+    assert str(caught.value) == "the file locked.txt could not be read: permission denied"
+
+
+def test_empty_playlist_path_was_read_as_the_current_directory() -> None:
+    with pytest.raises(PlaylistFileError) as caught:
+        read_playlist_file(EMPTY_PATH)
+
+    assert str(caught.value) == "no playlist file was given"
 
 
 def test_malformed_csv_is_a_playlist_file_error() -> None:
@@ -428,8 +559,20 @@ def test_challenge_seeds_without_pos_keep_file_order(tmp_path: Path) -> None:
     [
         ([{"pid": 7}, {"pid": 7}], "pid 7 appears twice in c.json"),
         ([{"pid": 7}, {"name": "x"}], "playlist number 2 in the challenge set has no pid"),
-        ([{"pid": "7"}], "playlist number 1 in the challenge set has no pid"),
-        ([{"pid": True}], "playlist number 1 in the challenge set has no pid"),
+        ([{"pid": None}], "playlist number 1 in the challenge set has no pid"),
+        (
+            [{"pid": 7}, {"pid": "2365"}],
+            "the pid of playlist number 2 in the challenge set must be an integer, not '2365'",
+        ),
+        (
+            [{"pid": True}],
+            "the pid of playlist number 1 in the challenge set must be an integer, not True",
+        ),
+        ([42], "playlist number 1 in the challenge set is not a JSON object"),
+        ([{"pid": 9, "tracks": {}}], "playlist pid 9 has a malformed track list"),
+        ([{"pid": 9, "tracks": 0}], "playlist pid 9 has a malformed track list"),
+        ([{"pid": 9, "tracks": ""}], "playlist pid 9 has a malformed track list"),
+        ([{"pid": 9, "tracks": False}], "playlist pid 9 has a malformed track list"),
         (
             [{"pid": 9, "tracks": [{"pos": 0, "track_uri": f"spotify:album:{B}"}]}],
             f"playlist pid 9 has a malformed track URI: 'spotify:album:{B}'",
@@ -459,6 +602,7 @@ def test_challenge_set_validation(
         ("{not json", "c.json is not valid JSON"),
         ('{"date": "x"}', "c.json has no list of playlists"),
         ("[]", "c.json has no list of playlists"),
+        ('{"playlists": []}', "the challenge set holds no playlists"),
     ],
 )
 def test_challenge_set_file_errors(tmp_path: Path, content: str, message: str) -> None:
@@ -469,6 +613,22 @@ def test_challenge_set_file_errors(tmp_path: Path, content: str, message: str) -
         read_challenge_set(path)
 
     assert str(caught.value) == message
+
+
+def test_challenge_tracks_null_means_no_seeds(tmp_path: Path) -> None:
+    path = write_challenge(tmp_path / "c.json", [{"pid": 4, "tracks": None}])
+
+    assert read_challenge_set(path)[0].seed_uris == []
+
+
+def test_challenge_set_missing_or_empty_path_says_why(tmp_path: Path) -> None:
+    with pytest.raises(PlaylistFileError) as caught:
+        read_challenge_set(tmp_path / "c.json")
+    assert str(caught.value) == "c.json could not be read: no such file or directory"
+
+    with pytest.raises(PlaylistFileError) as caught:
+        read_challenge_set(EMPTY_PATH)
+    assert str(caught.value) == "no challenge set file was given"
 
 
 # --- submission -----------------------------------------------------------------------------
@@ -530,7 +690,9 @@ def rows_then_bad(bad: tuple[int, Sequence[str]]) -> Iterator[tuple[int, Sequenc
         ((3, [f"spotify:album:{A}"]), f"pid 3 has a malformed track URI: 'spotify:album:{A}'"),
         ((3, [uri(A) + ",x"]), "pid 3 has a malformed track URI"),
         ((3, uri(A)), "pid 3 must be a sequence of URIs"),
+        ((3, None), "the tracks of pid 3 must be a sequence of URIs, not NoneType"),
         (("3", [uri(A)]), "a submission pid must be an integer"),
+        ((3,), "submission row 3 is not a (pid, track URIs) pair"),
     ],
 )
 def test_a_bad_row_leaves_the_target_untouched(
@@ -564,4 +726,129 @@ def test_submission_rejects_a_bad_team_name(tmp_path: Path, team_name: str) -> N
     with pytest.raises(ValueError, match="team_name"):
         write_submission(tmp_path / "s.csv", [], team_name=team_name)
 
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_submission_into_a_missing_directory_was_a_raw_os_error(tmp_path: Path) -> None:
+    target = tmp_path / "missing" / "submission.csv"
+
+    with pytest.raises(PlaylistFileError) as caught:
+        write_submission(target, [(1, [uri(A)])])
+
+    assert str(caught.value) == (
+        f"cannot write {target}: the directory {target.parent} does not exist"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_submission_onto_a_directory_was_a_raw_os_error(tmp_path: Path) -> None:
+    target = tmp_path / "out"
+    (target / "inside").mkdir(parents=True)
+
+    with pytest.raises(PlaylistFileError) as caught:
+        write_submission(target, [(1, [uri(A)])])
+
+    assert str(caught.value) == f"cannot write {target}: it is a directory"
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]
+    assert [path.name for path in target.iterdir()] == ["inside"]
+
+
+def test_submission_under_a_file_was_a_raw_os_error(tmp_path: Path) -> None:
+    (tmp_path / "notes").write_text("x", encoding="utf-8")
+    target = tmp_path / "notes" / "submission.csv"
+
+    with pytest.raises(PlaylistFileError) as caught:
+        write_submission(target, [(1, [uri(A)])])
+
+    assert str(caught.value) == f"cannot write {target}: {target.parent} is not a directory"
+
+
+def test_submission_to_an_empty_path_was_a_raw_os_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    with pytest.raises(PlaylistFileError) as caught:
+        write_submission(EMPTY_PATH, [(1, [uri(A)])])
+
+    assert str(caught.value) == "cannot write: no file name was given"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_submission_under_proc_was_a_raw_os_error() -> None:
+    target = Path("/proc/harmonya-submission.csv")
+
+    with pytest.raises(PlaylistFileError) as caught:
+        write_submission(target, [(1, [uri(A)])])
+
+    # Root passes the early check (os.access says yes), so the message comes from the write.
+    assert str(caught.value).startswith(f"cannot write {target}: ")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_failed_write_is_a_playlist_file_error_and_leaves_the_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    target = tmp_path / "submission.csv"
+    target.write_text("previous submission\n", encoding="utf-8")
+    monkeypatch.setattr(os, "fsync", disk_full)
+
+    with pytest.raises(PlaylistFileError) as caught:
+        write_submission(target, [(1, [uri(A)])])
+
+    assert str(caught.value) == f"cannot write {target}: no space left on device"
+    assert target.read_text(encoding="utf-8") == "previous submission\n"
+    assert [path.name for path in tmp_path.iterdir()] == ["submission.csv"]
+
+
+def test_an_os_error_from_the_callers_rows_is_not_blamed_on_the_target(tmp_path: Path) -> None:
+    def rows() -> Iterator[tuple[int, Sequence[str]]]:
+        yield 1, [uri(A)]
+        raise FileNotFoundError(errno.ENOENT, "model file vanished")
+
+    with pytest.raises(FileNotFoundError, match="model file vanished"):
+        write_submission(tmp_path / "submission.csv", rows())
+
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_accepts_a_new_or_existing_file(tmp_path: Path) -> None:
+    (tmp_path / "old.csv").write_text("x", encoding="utf-8")
+
+    check_writable(tmp_path / "new.csv")
+    check_writable(tmp_path / "old.csv")
+
+    assert [path.name for path in tmp_path.iterdir()] == ["old.csv"]
+
+
+def test_check_writable_refuses_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "dir").mkdir()
+    (tmp_path / "file").write_text("x", encoding="utf-8")
+    cases = {
+        tmp_path / "dir": "it is a directory",
+        tmp_path / "gone" / "s.csv": f"the directory {tmp_path / 'gone'} does not exist",
+        tmp_path / "file" / "s.csv": f"{tmp_path / 'file'} is not a directory",
+    }
+
+    for path, reason in cases.items():
+        with pytest.raises(PlaylistFileError) as caught:
+            check_writable(path)
+        assert str(caught.value) == f"cannot write {path}: {reason}"
+
+
+def test_check_writable_refuses_a_read_only_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Root may write anywhere, so the permission answer is faked rather than chmod-ed.
+    monkeypatch.setattr(os, "access", lambda path, mode: Path(path) != tmp_path)
+    target = tmp_path / "submission.csv"
+
+    with pytest.raises(PlaylistFileError) as caught:
+        write_submission(target, [(1, [uri(A)])])
+
+    assert str(caught.value) == f"cannot write {target}: the directory {tmp_path} is not writable"
     assert list(tmp_path.iterdir()) == []
