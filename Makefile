@@ -30,4 +30,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/quality.py
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -22,15 +22,19 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from recommender.bundle import BundleError, load_bundle, save_bundle
 from recommender.collab import CollabSettings
-from recommender.data import read_interactions
+from recommender.data import fingerprint_files, read_interactions
 from recommender.evaluate import cold_hidden, cold_seed_playlists, recall_at_k, split_holdout
-from recommender.features import read_feature_tables
+from recommender.features import find_feature_files, read_feature_tables
 from recommender.hybrid import METHODS, FusionSettings, HybridRecommender
 from recommender.train import TrainSettings, train_model
 
 
 def _model(args: argparse.Namespace, split, features) -> HybridRecommender:  # type: ignore[no-untyped-def]
-    cache = Path(args.cache) / f"epochs{args.epochs}-seed{args.seed}"
+    # The cached model is only valid for this data and this split.
+    files = [Path(f) for f in split.train.files] + find_feature_files(args.data)
+    fingerprint = fingerprint_files(files, root=args.data)[:12]
+    key = f"e{args.epochs}-s{args.seed}-t{args.test}-v{args.validation}-{fingerprint}"
+    cache = Path(args.cache) / key
     if cache.exists():
         try:
             return load_bundle(cache)[0]

@@ -110,7 +110,11 @@ def _parse_tracks(references: Sequence[str]) -> list[str]:
 
 
 def _print_result(
-    result: RecommendationResult, recommender: HybridRecommender, as_json: bool
+    result: RecommendationResult,
+    recommender: HybridRecommender,
+    as_json: bool,
+    *,
+    reasons: bool = True,
 ) -> None:
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
@@ -119,7 +123,7 @@ def _print_result(
         row = recommender.catalog.index_of(item.track_id)
         label = recommender.catalog.label(row) if row is not None else item.uri
         reason = ", ".join(item.sources)
-        if item.because and item.because != item.track_id:
+        if reasons and item.because and item.because != item.track_id:
             because_row = recommender.catalog.index_of(item.because)
             if because_row is not None:
                 reason += f"; because you have {recommender.catalog.label(because_row)}"
@@ -274,7 +278,7 @@ def similar(track: str, model: Path, top_k: int, as_json: bool) -> None:
         raise UserError(
             f"{track_uri(track_id)} has no audio features, so nothing sounds like it here"
         )
-    _print_result(recommender.similar(track_id, top_k), recommender, as_json)
+    _print_result(recommender.similar(track_id, top_k), recommender, as_json, reasons=False)
 
 
 @cli.command()

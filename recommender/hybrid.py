@@ -273,21 +273,36 @@ class HybridRecommender:
         row = self.catalog.index_of(track_id)
         if row is None or self.content is None or not self.content.knows(row):
             raise UnknownTrackError(track_id)
-        rows, scores = self.content.similar(row, top_k)
-        items = [
-            Recommendation(
-                track_id=self.catalog.track_ids[int(r)],
-                name=self.catalog.names[int(r)],
-                artist=self.catalog.artists[int(r)],
-                score=float(s),
-                sources=(CONTENT,),
-                because=track_id,
+        # Feature tables hold the same recording under several ids (album, single,
+        # compilation); those sound identical, so fetch spares and keep one of each title.
+        rows, scores = self.content.similar(row, top_k * 3 + 5)
+        seen = {self._title_key(row)}
+        items = []
+        for r, s in zip(rows.tolist(), scores.tolist(), strict=True):
+            key = self._title_key(r)
+            if key is not None and key in seen:
+                continue
+            seen.add(key)
+            items.append(
+                Recommendation(
+                    track_id=self.catalog.track_ids[r],
+                    name=self.catalog.names[r],
+                    artist=self.catalog.artists[r],
+                    score=float(s),
+                    sources=(CONTENT,),
+                    because=track_id,
+                )
             )
-            for r, s in zip(rows, scores, strict=True)
-        ]
+            if len(items) == top_k:
+                break
         known = int(self.collab.knows(row)) if self.collab else 0
         weights = {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0}
         return RecommendationResult(items, 1, known, 1, [], weights)
+
+    def _title_key(self, row: int) -> tuple[str, str] | None:
+        """Lower-case (title, artist) without version suffixes; None when the name is unknown."""
+        name = self.catalog.names[row].lower().split(" - ")[0].split(" (")[0].strip()
+        return (name, self.catalog.artists[row].lower().strip()) if name else None
 
     def _reasons(
         self,
@@ -300,7 +315,9 @@ class HybridRecommender:
         for row, source in zip(rows.tolist(), sources, strict=True):
             seed = None
             if COLLABORATIVE in source and self.collab is not None:
-                seed = self._closest_seed(self.collab, seed_rows, row, self.collab.contexts)
+                # Unit track vectors: the seed most like the answer, not the seed whose
+                # vector happens to be longest.
+                seed = self._closest_seed(self.collab, seed_rows, row, self.collab.vectors)
             elif CONTENT in source and self.content is not None:
                 seed = self._closest_seed(self.content, seed_rows, row, self.content.vectors)
             reasons.append(None if seed is None else self.catalog.track_ids[seed])

@@ -54,7 +54,7 @@ def make_interactions(playlists: list[list[str]]) -> Interactions:
     ids = list(vocabulary)
     return Interactions(
         track_ids=ids,
-        track_names=[f"Song {t[:4]}" for t in ids],
+        track_names=[f"Song {t}" for t in ids],
         track_artists=[f"Artist {t[:2]}" for t in ids],
         pids=np.arange(len(rows), dtype=np.int64),
         playlist_names=[f"playlist {i}" for i in range(len(rows))],
@@ -155,7 +155,7 @@ def _mpd_track(track_id: str, position: int) -> dict[str, object]:
     return {
         "pos": position,
         "track_uri": f"spotify:track:{track_id}",
-        "track_name": f"Song {track_id[:6]}",
+        "track_name": f"Song {track_id}",
         "artist_name": f"Artist {track_id[:2]}",
     }
 

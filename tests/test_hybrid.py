@@ -65,7 +65,7 @@ def hand() -> Hand:
     cold = [make_track_id(f"cold{g}t", 0) for g in range(GROUPS)]
     neither = make_track_id("neither", 0)
     ids = [t for group in both for t in group] + collab_only + cold + [neither]
-    catalog = TrackCatalog(ids, [f"Song {t[:6]}" for t in ids], [f"Band {t[:5]}" for t in ids])
+    catalog = TrackCatalog(ids, [f"Song {t}" for t in ids], [f"Band {t[:5]}" for t in ids])
 
     collab_vectors = np.zeros((6 * GROUPS + GROUPS, 4))
     for g in range(GROUPS):
@@ -406,3 +406,27 @@ def test_trained_model_counts_what_it_does_not_know(
     assert sorted(result.unknown) == sorted([world.once_without_features, NOT_IN_CATALOG[0]])
     # once_with_features is in one playlist only: too rare for the collaborative tower.
     assert (result.seeds, result.collab_known, result.content_known) == (5, 2, 2)
+
+
+def test_similar_lists_one_copy_of_a_recording_released_under_several_ids() -> None:
+    ids = [make_track_id("eye", i) for i in range(6)]
+    names = [
+        "Eye of the Tiger",
+        "Eye of the Tiger - Remastered",
+        "Eye of the Tiger (Live)",
+        "Burning Heart",
+        "",
+        "High on You",
+    ]
+    artists = ["Survivor", "Survivor", "Survivor", "Survivor", "", "Survivor"]
+    catalog = TrackCatalog(ids, names, artists)
+    # Tracks on a line: the copies of the query sit closest, then the others in order.
+    vectors = np.asarray([[0.0], [0.1], [0.2], [1.0], [1.5], [2.0]], dtype=np.float32)
+    vectors = np.hstack([vectors, np.zeros((6, 15), dtype=np.float32)])
+    content = ContentTower.build(np.arange(6), vectors, len(catalog), n_trees=5)
+    recommender = HybridRecommender(catalog, None, content, np.arange(6))
+
+    result = recommender.similar(ids[0], top_k=3)
+
+    # The untitled track cannot be told apart from anything, so it is kept.
+    assert [item.track_id for item in result.items] == [ids[3], ids[4], ids[5]]
