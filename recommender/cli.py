@@ -23,17 +23,12 @@ from recommender.bundle import (
     prepare_root,
     save_bundle,
 )
+from recommender.challenge import check_writable, read_challenge_set, write_submission
 from recommender.collab import CollabSettings
 from recommender.data import DataError, find_mpd_files, iter_playlists
 from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownTrackError
 from recommender.links import LinkError, parse_track_ref, track_uri
-from recommender.playlist_io import (
-    PlaylistFileError,
-    check_writable,
-    read_challenge_set,
-    read_playlist_file,
-    write_submission,
-)
+from recommender.playlist_io import PlaylistFileError, read_playlist_file
 from recommender.train import TrainSettings, train_from_directory
 
 log = logging.getLogger(__name__)
@@ -121,7 +116,9 @@ def _print_result(
         return
     for number, item in enumerate(result.items, start=1):
         row = recommender.catalog.index_of(item.track_id)
-        label = recommender.catalog.label(row) if row is not None else item.uri
+        label = "(no title in the data)"
+        if row is not None and (recommender.catalog.names[row] or recommender.catalog.artists[row]):
+            label = recommender.catalog.label(row)
         reason = ", ".join(item.sources)
         if reasons and item.because and item.because != item.track_id:
             because_row = recommender.catalog.index_of(item.because)

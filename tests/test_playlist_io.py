@@ -12,17 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from recommender.challenge import (
+    ChallengePlaylist,
+    check_writable,
+    read_challenge_set,
+    write_submission,
+)
 from recommender.playlist_io import (
     SKIP_EPISODE,
     SKIP_LOCAL,
-    ChallengePlaylist,
     PlaylistFileError,
     PlaylistInput,
-    check_writable,
     parse_playlist_text,
-    read_challenge_set,
     read_playlist_file,
-    write_submission,
 )
 
 A = "4uLU6hMCjMI75M1A2tKUQC"
