@@ -53,20 +53,18 @@ def _model(args: argparse.Namespace, split, features) -> HybridRecommender:  # t
 
 
 def _tune(recommender: HybridRecommender, validation) -> FusionSettings:  # type: ignore[no-untyped-def]
-    """Grid search of the fusion constants and the content prior on validation playlists."""
-    assert recommender.content is not None
-    best, best_prior, best_recall = recommender.fusion, recommender.content.prior_weight, -1.0
-    grid = itertools.product((0.1, 0.3, 0.6, 1.0), (0.3, 1.0, 3.0), (1.0, 2.0, 4.0))
-    for content_weight, popular, prior in grid:
-        recommender.fusion = replace(best, content_weight=content_weight, popularity_weight=popular)
-        recommender.content.prior_weight = prior
+    """Grid search of the fusion constants on validation playlists (content prior kept)."""
+    best, best_recall = recommender.fusion, -1.0
+    grid = itertools.product((0.1, 0.3), (0.3, 3.0), (0.0, 0.05, 0.1, 0.2, 0.4))
+    for content_weight, popular, cold in grid:
+        recommender.fusion = replace(
+            best, content_weight=content_weight, popularity_weight=popular, cold_weight=cold
+        )
         recall = recall_at_k(recommender, validation).recall
-        print(f"  {recommender.fusion}, content prior {prior}: {recall:.4f}", file=sys.stderr)
+        print(f"  {recommender.fusion}: {recall:.4f}", file=sys.stderr)
         if recall > best_recall:
-            best, best_prior, best_recall = recommender.fusion, prior, recall
+            best, best_recall = recommender.fusion, recall
     recommender.fusion = best
-    recommender.content.prior_weight = best_prior
-    print(f"content prior weight: {best_prior}")
     return best
 
 

@@ -213,13 +213,16 @@ class ContentTower:
         *,
         max_seed_queries: int = 24,
         per_seed: int = 20,
+        allowed: npt.NDArray[np.bool_] | None = None,
+        prior_weight: float | None = None,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
         """Tracks that sound like the set ``seed_rows`` (catalogue rows, any shape (s,)).
 
         Candidates come from the centroid's neighbours, each (sampled) seed's neighbours and
         the tracks most often on playlists; each is scored by the log of a Gaussian kernel
         density over all seeds (so a playlist of two moods gets tracks near either mood, not
-        between them) plus ``prior_weight * prior``. Seeds are excluded.
+        between them) plus ``prior_weight * prior`` (the tower's own unless given). Seeds are
+        excluded, and so is every item where ``allowed`` (m,) bool is False.
         Returns rows (<= top_k,) int64 and scores (<= top_k,) float32, best first.
         """
         positions = self.position[np.asarray(seed_rows, dtype=np.int64)]
@@ -231,14 +234,17 @@ class ContentTower:
         step = max(1, len(positions) // max_seed_queries)
         for position in positions[::step][:max_seed_queries]:
             candidates.update(self.index.get_nns_by_item(int(position), per_seed + 1))
-        if self.prior_weight > 0:
+        weight = self.prior_weight if prior_weight is None else prior_weight
+        if weight > 0:
             candidates.update(self.popular_positions.tolist())
         candidates.difference_update(int(p) for p in positions)
         pool = np.fromiter(candidates, dtype=np.int64, count=len(candidates))
+        if allowed is not None:
+            pool = pool[allowed[pool]]
         if len(pool) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         density = self._density(self.vectors[pool], seeds)
-        scores = np.log(density + 1e-12) + self.prior_weight * self.prior[pool]
+        scores = np.log(density + 1e-12) + weight * self.prior[pool]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return self.rows[pool[order]], scores[order].astype(np.float32)
 

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 COLLABORATIVE = "collaborative"
 CONTENT = "content"
 POPULARITY = "popularity"
+# The content tower's second list: sound-alikes the collaborative tower never saw, scored
+# by sound alone, so new tracks are not always outranked by ones already on many playlists.
+COLD_START = "cold_start"
 METHODS = ("hybrid", COLLABORATIVE, CONTENT, POPULARITY)
 
 
@@ -41,6 +44,7 @@ class FusionSettings:
     content_weight: float = 0.3
     content_damping: float = 0.0
     popularity_weight: float = 0.3
+    cold_weight: float = 0.0  # bench/quality.py: any weight that surfaces cold tracks costs recall
     extra_candidates: int = 50
 
 
@@ -118,11 +122,15 @@ class HybridRecommender:
         self.content = content
         self.popular_rows = np.asarray(popular_rows, dtype=np.int64)
         self.fusion = fusion or FusionSettings()
+        self.cold_items: npt.NDArray[np.bool_] | None = None
+        if content is not None:
+            known = collab.position[content.rows] >= 0 if collab is not None else False
+            self.cold_items = np.logical_not(known) & np.ones(len(content.rows), dtype=bool)
 
     def weights(self, seeds: int, collab_known: int, content_known: int) -> dict[str, float]:
         """Fusion weights for a playlist of ``seeds`` tracks, of which the towers know some."""
         if seeds == 0:
-            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0}
         collab = (collab_known / seeds) * collab_known / (collab_known + 1.0)
         content_share = content_known / seeds
         content = (
@@ -132,7 +140,8 @@ class HybridRecommender:
         # (bench/quality.py, cold seeds), so a playlist the collaborative tower knows nothing
         # of gets popular tracks ranked beside the sound-alikes, not sound-alikes alone.
         popularity = self.fusion.popularity_weight if collab_known == 0 else 0.0
-        return {COLLABORATIVE: collab, CONTENT: content, POPULARITY: popularity}
+        cold = self.fusion.cold_weight * content_share
+        return {COLLABORATIVE: collab, CONTENT: content, POPULARITY: popularity, COLD_START: cold}
 
     def rank_rows(
         self,
@@ -157,16 +166,16 @@ class HybridRecommender:
         sources: dict[int, list[str]] = {}
         if weights is None or method != "hybrid":
             weights = self._request_weights(seed_rows, method)
-        for tower_name, rows in self._tower_candidates(seed_rows, want, weights):
+        for key, source, rows in self._tower_candidates(seed_rows, want, weights):
             rank = 0
             for row in rows.tolist():
                 if row in banned:
                     continue
                 rank += 1
-                scores[row] = scores.get(row, 0.0) + weights[tower_name] / (
-                    self.fusion.rank_offset + rank
-                )
-                sources.setdefault(row, []).append(tower_name)
+                scores[row] = scores.get(row, 0.0) + weights[key] / (self.fusion.rank_offset + rank)
+                shown = sources.setdefault(row, [])
+                if source not in shown:
+                    shown.append(source)
         ranked = sorted(scores, key=lambda r: (-scores[r], r))[:top_k]
         self._fill_with_popular(ranked, sources, banned, top_k)
         rows_out = np.asarray(ranked, dtype=np.int64)
@@ -175,11 +184,11 @@ class HybridRecommender:
 
     def _request_weights(self, seed_rows: npt.NDArray[np.int64], method: str) -> dict[str, float]:
         if method == COLLABORATIVE:
-            return {COLLABORATIVE: 1.0, CONTENT: 0.0, POPULARITY: 0.0}
+            return {COLLABORATIVE: 1.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0}
         if method == CONTENT:
-            return {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0, COLD_START: 0.0}
         if method == POPULARITY:
-            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0}
         unique = np.unique(seed_rows)
         collab_known = int(sum(self.collab.knows(int(r)) for r in unique)) if self.collab else 0
         content_known = int(sum(self.content.knows(int(r)) for r in unique)) if self.content else 0
@@ -187,14 +196,21 @@ class HybridRecommender:
 
     def _tower_candidates(
         self, seed_rows: npt.NDArray[np.int64], want: int, weights: dict[str, float]
-    ) -> list[tuple[str, npt.NDArray[np.int64]]]:
-        found: list[tuple[str, npt.NDArray[np.int64]]] = []
+    ) -> list[tuple[str, str, npt.NDArray[np.int64]]]:
+        """(weight key, source shown to users, ranked rows) for each list that has weight."""
+        found: list[tuple[str, str, npt.NDArray[np.int64]]] = []
         if self.collab is not None and weights[COLLABORATIVE] > 0:
-            found.append((COLLABORATIVE, self.collab.recommend(seed_rows, want)[0]))
+            rows = self.collab.recommend(seed_rows, want)[0]
+            found.append((COLLABORATIVE, COLLABORATIVE, rows))
         if self.content is not None and weights[CONTENT] > 0:
-            found.append((CONTENT, self.content.recommend(seed_rows, want)[0]))
+            found.append((CONTENT, CONTENT, self.content.recommend(seed_rows, want)[0]))
+        if self.content is not None and weights[COLD_START] > 0:
+            rows = self.content.recommend(
+                seed_rows, want, allowed=self.cold_items, prior_weight=0.0
+            )[0]
+            found.append((COLD_START, CONTENT, rows))
         if weights[POPULARITY] > 0:
-            found.append((POPULARITY, self.popular_rows[:want]))
+            found.append((POPULARITY, POPULARITY, self.popular_rows[:want]))
         return found
 
     def _fill_with_popular(
@@ -296,7 +312,7 @@ class HybridRecommender:
             if len(items) == top_k:
                 break
         known = int(self.collab.knows(row)) if self.collab else 0
-        weights = {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0}
+        weights = {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0, COLD_START: 0.0}
         return RecommendationResult(items, 1, known, 1, [], weights)
 
     def _title_key(self, row: int) -> tuple[str, str] | None:

@@ -10,7 +10,7 @@ neither. Collaborative vectors point along the group's axis; content vectors sit
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -430,3 +430,22 @@ def test_similar_lists_one_copy_of_a_recording_released_under_several_ids() -> N
 
     # The untitled track cannot be told apart from anything, so it is kept.
     assert [item.track_id for item in result.items] == [ids[3], ids[4], ids[5]]
+
+
+def test_cold_start_list_brings_in_sound_alikes_the_collaborative_tower_never_saw(
+    hand: Hand,
+) -> None:
+    seeds = hand.both[1][:3]
+    recommender = hand.recommender
+    default = recommender.fusion
+    try:
+        recommender.fusion = replace(default, cold_weight=5.0)
+        with_cold = recommender.recommend(seeds, top_k=3)
+        recommender.fusion = replace(default, cold_weight=0.0)
+        without = recommender.recommend(seeds, top_k=3)
+    finally:
+        recommender.fusion = default
+
+    assert with_cold.items[0].track_id == hand.cold[1]
+    assert CONTENT in with_cold.items[0].sources
+    assert hand.cold[1] not in [item.track_id for item in without.items]
