@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -29,7 +29,7 @@ from recommender.data import DataError, Interactions
 
 log = logging.getLogger(__name__)
 
-COLLAB_METRIC = "angular"
+COLLAB_METRIC: Final = "angular"
 
 
 @dataclass(frozen=True)
@@ -304,7 +304,9 @@ class CollabModel:
             raise ValueError("collaborative arrays do not match the manifest")
         if len(rows) and (rows.min() < 0 or rows.max() >= n_catalog):
             raise ValueError("collaborative rows fall outside the catalogue")
-        index = AnnoyIndex(entry["dimension"], entry["metric"])
+        index = AnnoyIndex(
+            entry["dimension"], COLLAB_METRIC
+        )  # the manifest check ensured they match
         index.load(str(directory / entry["index"]))
         if index.get_n_items() != entry["items"]:
             raise ValueError("the collaborative index holds a different number of items")

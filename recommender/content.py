@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,7 @@ CONTINUOUS = (
 )
 TIME_SIGNATURES = (3, 4, 5)
 CONTENT_DIM = len(CONTINUOUS) + 2 + 1 + len(TIME_SIGNATURES)
-CONTENT_METRIC = "euclidean"
+CONTENT_METRIC: Final = "euclidean"
 POPULAR_CANDIDATES = 3000
 _COLUMN = {name: i for i, name in enumerate(FEATURE_ORDER)}
 
@@ -284,7 +284,9 @@ class ContentTower:
             raise ValueError("content arrays do not match the manifest")
         if len(rows) and (rows.min() < 0 or rows.max() >= n_catalog):
             raise ValueError("content rows fall outside the catalogue")
-        index = AnnoyIndex(entry["dimension"], entry["metric"])
+        index = AnnoyIndex(
+            entry["dimension"], CONTENT_METRIC
+        )  # the manifest check ensured they match
         index.load(str(directory / entry["index"]))  # memory-mapped, shared between processes
         if index.get_n_items() != entry["items"]:
             raise ValueError("the content index holds a different number of items")
