@@ -1,0 +1,1 @@
+"""The HarmonYa Discord bot: commands, the Spotify client and history storage."""

@@ -1,0 +1,122 @@
+"""Settings for the bot, read from the environment and a ``.env`` file.
+
+Every setting is ``HARMONYA_<NAME>`` except the three credentials, which keep the names their
+services' own documentation uses: ``DISCORD_TOKEN``, ``SPOTIFY_CLIENT_ID`` and
+``SPOTIFY_CLIENT_SECRET``. The environment wins over ``.env``; empty values mean "use the
+default". Secrets are ``SecretStr`` and a database password is masked, so neither shows up in a
+repr, a str or a log line.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "HARMONYA_"
+# Never echoed back in an error; a database URL may carry a password.
+_SECRET_NAMES = {"DISCORD_TOKEN", "SPOTIFY_CLIENT_SECRET", ENV_PREFIX + "DATABASE_URL"}
+_URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+
+
+class SettingsError(Exception):
+    """A missing or malformed setting; the message is one line that names it."""
+
+
+class Settings(BaseSettings):
+    """What an admin configures; see ``.env.example`` for each setting with a comment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+    )
+
+    discord_token: SecretStr | None = Field(default=None, validation_alias="DISCORD_TOKEN")
+    spotify_client_id: str | None = Field(default=None, validation_alias="SPOTIFY_CLIENT_ID")
+    spotify_client_secret: SecretStr | None = Field(
+        default=None, validation_alias="SPOTIFY_CLIENT_SECRET"
+    )
+    database_url: str = "sqlite:///harmonya.sqlite3"
+    model_dir: Path = Path("models/default")
+    dev_guild_id: int | None = Field(default=None, gt=0)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    playlist_cap: int = Field(default=1000, ge=1, le=10000)
+    cooldown_seconds: float = Field(default=10.0, ge=0, allow_inf_nan=False)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _looks_like_url(cls, value: str) -> str:
+        if not _URL_SCHEME.match(value):
+            raise ValueError("expected a URL such as sqlite:///harmonya.sqlite3")
+        return value
+
+    @model_validator(mode="after")
+    def _spotify_pair(self) -> Settings:
+        if (self.spotify_client_id is None) != (self.spotify_client_secret is None):
+            pair = ("SPOTIFY_CLIENT_ID", "SPOTIFY_CLIENT_SECRET")
+            missing = pair[1] if self.spotify_client_secret is None else pair[0]
+            raise ValueError(f"{missing} is not set (Spotify needs both the id and the secret)")
+        return self
+
+    @property
+    def has_spotify(self) -> bool:
+        return self.spotify_client_id is not None
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, _mask_password(value) if name == "database_url" else value
+
+
+def load_settings(console: bool, *, env_file: str | Path | None = ".env") -> Settings:
+    """Read the settings, or raise :class:`SettingsError` with one line naming what is wrong.
+
+    ``console`` is ``harmonya bot --console``, which needs no Discord token.
+    """
+    try:
+        settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+    if not console and settings.discord_token is None:
+        raise SettingsError(
+            "DISCORD_TOKEN is not set: put the bot token in the environment or .env "
+            "(or run with --console to try the commands without Discord)"
+        )
+    return settings
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else ENV_PREFIX + field.upper()
+
+
+def _describe(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    if not error["loc"]:  # a check across settings; its message names them itself
+        return f"Invalid settings: {error['msg'].removeprefix('Value error, ')}"
+    field = str(error["loc"][0])
+    name = env_name(field) if field in Settings.model_fields else field
+    message = error["msg"].removeprefix("Value error, ")
+    shown = "" if name in _SECRET_NAMES else f" (got {error['input']!r})"
+    return f"{name} is invalid: {message}{shown}"
+
+
+def _mask_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))

@@ -1,0 +1,32 @@
+"""Schema migrations, run from code: the bot upgrades its database on start."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+log = logging.getLogger(__name__)
+
+# migrations/ sits beside the bot package: in the repository, and (as a namespace package, see
+# pyproject's packages.find) in site-packages after a regular install.
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+# env.py reads the database URL from this Config attribute before the environment variable.
+URL_ATTRIBUTE = "database_url"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config for ``url`` that works from any working directory."""
+    config = Config()
+    # Config values go through ConfigParser interpolation, where "%" is special.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    config.attributes[URL_ATTRIBUTE] = url
+    return config
+
+
+def upgrade_database(url: str) -> None:
+    """Bring the database at ``url`` to the newest schema (creating it if it is empty)."""
+    log.info("upgrading database schema to head")
+    command.upgrade(alembic_config(url), "head")

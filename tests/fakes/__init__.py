@@ -1,0 +1,1 @@
+"""Fake servers the tests talk to over loopback sockets."""
