@@ -7,6 +7,10 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.storage.history import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -29,4 +33,9 @@ def alembic_config(url: str) -> Config:
 def upgrade_database(url: str) -> None:
     """Bring the database at ``url`` to the newest schema (creating it if it is empty)."""
     log.info("upgrading database schema to head")
-    command.upgrade(alembic_config(url), "head")
+    try:
+        command.upgrade(alembic_config(url), "head")
+    except SQLAlchemyError as error:
+        shown = make_url(url).render_as_string(hide_password=True)
+        reason = getattr(error, "orig", None) or error
+        raise StorageError(f"cannot upgrade the database at {shown}: {reason}") from error
