@@ -17,11 +17,13 @@ size and checksum and refuses anything else with :class:`BundleError`.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -53,6 +55,9 @@ CURRENT = "current"
 VERSIONS = "versions"
 KEEP_VERSIONS = 2
 _LIBRARIES = ("numpy", "pandas", "annoy", "tensorflow-cpu", "keras")
+_VERSION_NAME = re.compile(r"\d{8}T\d{12}Z")
+SEAL = "manifest_sha256"
+LOCK = "save.lock"  # held while a version is written, so saves take turns
 
 
 class BundleError(Exception):
@@ -101,25 +106,44 @@ def save_bundle(
     Returns the version directory.
     """
     versions = prepare_root(root)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-    staging = Path(tempfile.mkdtemp(prefix=f".{stamp}-", dir=versions))
-    try:
-        staging.chmod(0o755)  # mkdtemp makes it private; the bot may run as another user
-        manifest = _write_parts(recommender, scaler, staging, training)
-        (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        _fsync_tree(staging)
-        final = versions / stamp
-        staging.rename(final)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(f"cannot write a model to {root}: {error.strerror or error}") from error
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _point_current(root, final)
-    _prune(versions, keep=final)
+    with _locked(root):  # two trainings saving to one root take turns
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        staging = Path(tempfile.mkdtemp(prefix=f".{stamp}-", dir=versions))
+        try:
+            staging.chmod(0o755)  # mkdtemp makes it private; the bot may run as another user
+            manifest = seal_manifest(_write_parts(recommender, scaler, staging, training))
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            _fsync_tree(staging)
+            final = versions / stamp
+            staging.rename(final)
+            _point_current(root, final)
+        except OSError as error:
+            shutil.rmtree(staging, ignore_errors=True)
+            reason = error.strerror or error
+            raise BundleError(f"cannot write a model to {root}: {reason}") from error
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _prune(root, versions)
     log.info("saved bundle %s", final)
     return final
+
+
+@contextlib.contextmanager
+def _locked(root: Path) -> Any:
+    with (root / LOCK).open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def seal_manifest(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest with a sha256 of its own canonical JSON, so any edit is detected."""
+    body = {key: value for key, value in manifest.items() if key != SEAL}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return {**body, SEAL: hashlib.sha256(canonical.encode()).hexdigest()}
 
 
 def prepare_root(root: Path, *, keep: bool = True) -> Path:
@@ -131,6 +155,14 @@ def prepare_root(root: Path, *, keep: bool = True) -> Path:
     versions = root / VERSIONS
     if root.exists() and not root.is_dir():
         raise BundleError(f"cannot write a model to {root}: it is a file, not a folder")
+    if (root / MANIFEST).exists():
+        raise BundleError(f"{root} is one version of a model; give the model folder above it")
+    current = root / CURRENT
+    if current.exists() and not current.is_symlink():
+        raise BundleError(
+            f"{current} is a folder, not a link (a copy that followed links?); move it away "
+            "or train into another folder"
+        )
     created = [p for p in (versions, *versions.parents) if not p.exists()]
     try:
         versions.mkdir(parents=True, exist_ok=True)
@@ -182,18 +214,35 @@ def _point_current(root: Path, version: Path) -> None:
     link = root / CURRENT
     temporary = root / f".{CURRENT}.{os.getpid()}.{time.monotonic_ns()}"
     temporary.symlink_to(Path(VERSIONS) / version.name)
-    temporary.replace(link)  # rename(2) over the old link: atomic
+    try:
+        temporary.replace(link)  # rename(2) over the old link: atomic
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
-def _prune(versions: Path, keep: Path) -> None:
-    """Delete all but the newest KEEP_VERSIONS versions, and staging left by a crash."""
-    done = sorted((p for p in versions.iterdir() if not p.name.startswith(".")), reverse=True)
+def _prune(root: Path, versions: Path) -> None:
+    """Delete all but the newest KEEP_VERSIONS versions, and staging left by a crash.
+
+    Only folders this code names (timestamps holding a manifest) are touched, never the one
+    ``current`` points to; anything else in ``versions/`` is the owner's business.
+    """
+    current = (root / CURRENT).resolve()
+    done = sorted(
+        (
+            p
+            for p in versions.iterdir()
+            if _VERSION_NAME.fullmatch(p.name) and (p / MANIFEST).exists()
+        ),
+        reverse=True,
+    )
     for old in done[KEEP_VERSIONS:]:
-        if old != keep:
+        if old.resolve() != current:
             shutil.rmtree(old, ignore_errors=True)
     for stale in versions.glob(".*"):
-        if time.time() - stale.stat().st_mtime > 24 * 3600:
-            shutil.rmtree(stale, ignore_errors=True)
+        with contextlib.suppress(FileNotFoundError):  # another process's staging, just renamed
+            if time.time() - stale.lstat().st_mtime > 24 * 3600 and stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
 
 
 def resolve_bundle(path: Path) -> Path:
@@ -226,6 +275,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
             f"{directory} has bundle format {version!r}; this HarmonYa reads format "
             f"{FORMAT_VERSION}: retrain with harmonya train"
         )
+    if seal_manifest(manifest).get(SEAL) != manifest.get(SEAL):
+        raise BundleError(f"{directory} is damaged: its manifest was changed after saving")
     for section in ("catalog", "popularity", "features", "files", "training"):
         if not isinstance(manifest.get(section), dict):
             raise BundleError(f"the manifest of {directory} has no valid '{section}' section")
@@ -297,11 +348,11 @@ def load_bundle(path: Path, *, verify: bool = True) -> tuple[HybridRecommender, 
     >>> recommender.recommend(track_ids, top_k=10)
     """
     started = time.perf_counter()
-    directory = resolve_bundle(path)
+    directory = resolve_bundle(Path(path))
     manifest = read_manifest(directory)
-    if verify:
-        verify_files(directory, manifest)
     try:
+        if verify:
+            verify_files(directory, manifest)
         _check_shape(manifest)
         catalog = TrackCatalog.load(directory / manifest["catalog"]["file"])
         if len(catalog) != manifest["catalog"]["tracks"]:

@@ -11,6 +11,7 @@ import logging
 import numbers
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -69,17 +70,19 @@ def write_submission(
     The first line is `team_info,<team_name>,<contact>`, then one `pid,uri1,uri2,...` line per
     row. Fields are joined by a bare "," (the official sample puts a space after each comma;
     both are accepted). The file is written next to `path` and moved over it only when every
-    row is valid, so a failure leaves `path` as it was. Raises PlaylistFileError when `path`
-    cannot be written, ValueError naming the pid for a malformed pid or URI, a repeated pid,
-    or a row that lists a track twice; 500 tracks per row is the caller's business.
+    row is valid, so a failure leaves `path` as it was. A symlink's target is what gets
+    replaced, and an existing file keeps its permission bits. Raises PlaylistFileError when
+    `path` cannot be written or is not a regular file, ValueError naming the pid for a
+    malformed pid or URI, a repeated pid, or a row that lists a track twice; 500 tracks per
+    row is the caller's business.
     """
     path = Path(path)
     for label, value in (("team_name", team_name), ("contact", contact)):
         if not value or any(char in value for char in ",\r\n"):
             raise ValueError(f"{label} must be non-empty and contain no comma or line break")
-    check_writable(path)
+    target, mode = _target(path)
 
-    handle = _temp_file(path)
+    handle = _temp_file(path, target)
     temp_path = Path(handle.name)
     try:
         _write(handle, f"team_info,{team_name},{contact}\n", path)
@@ -88,8 +91,8 @@ def write_submission(
             handle.flush()
             os.fsync(handle.fileno())
             handle.close()
-            temp_path.chmod(0o644)
-            temp_path.replace(path)
+            temp_path.chmod(mode)
+            temp_path.replace(target)
     except BaseException:
         # The temp file is thrown away, so a second error while closing it would only hide
         # the first.
@@ -102,27 +105,77 @@ def write_submission(
     return count
 
 
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, *, not_same_as: Path | None = None) -> None:
     """Raise PlaylistFileError unless a file could be written at `path`, before work is spent.
 
-    Only what can be seen without writing is checked: `path` is not a directory and its parent
-    is a directory this process may write to. `write_submission` still reports a later failure.
+    `path` (or the file a symlink there points to) must be a regular file or not exist yet, in
+    a directory where a file can be created; that is tried, since root passes any permission
+    check. Give `not_same_as` the input file to refuse overwriting it. `write_submission`
+    still reports a later failure.
     """
     path = Path(path)
+    target, _ = _target(path)
+    if not_same_as is not None and _same_file(target, Path(not_same_as)):
+        raise PlaylistFileError(_cannot_write(path, "it is the challenge set itself"))
+    _probe(path, target)
+
+
+def _target(path: Path) -> tuple[Path, int]:
+    """Return the file a write to `path` replaces (symlinks resolved) and the mode to give it."""
     if not path.name:
         raise PlaylistFileError(_cannot_write(path, "no file name was given"))
-    parent = path.parent
+    target = Path(os.path.realpath(path))
     try:
-        if path.is_dir():
-            raise PlaylistFileError(_cannot_write(path, "it is a directory"))
-        if parent.exists() and not parent.is_dir():
-            raise PlaylistFileError(_cannot_write(path, f"{parent} is not a directory"))
-        if not parent.exists():
-            raise PlaylistFileError(_cannot_write(path, f"the directory {parent} does not exist"))
+        # `path`, not `target`: /dev/stdout resolves to a name like "pipe:[123]" that is no file.
+        status = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        # A dangling symlink creates its target, so it is the target's directory that counts.
+        _check_directory(path, target.parent if path.is_symlink() else path.parent)
+        return target, _new_file_mode()
     except OSError as exc:
         raise PlaylistFileError(_cannot_write(path, os_reason(exc))) from exc
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise PlaylistFileError(_cannot_write(path, f"the directory {parent} is not writable"))
+    if stat.S_ISDIR(status.st_mode):
+        raise PlaylistFileError(_cannot_write(path, "it is a directory"))
+    # Replacing a FIFO or a device (/dev/null, /dev/stdout) would swap it for a plain file.
+    if not stat.S_ISREG(status.st_mode):
+        raise PlaylistFileError(_cannot_write(path, "it is not a regular file"))
+    return target, stat.S_IMODE(status.st_mode)
+
+
+def _check_directory(path: Path, directory: Path) -> None:
+    try:
+        status = directory.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        reason = f"the directory {directory} does not exist"
+        raise PlaylistFileError(_cannot_write(path, reason)) from None
+    except OSError as exc:
+        raise PlaylistFileError(_cannot_write(path, os_reason(exc))) from exc
+    if not stat.S_ISDIR(status.st_mode):
+        raise PlaylistFileError(_cannot_write(path, f"{directory} is not a directory"))
+
+
+def _probe(path: Path, target: Path) -> None:
+    # os.access says yes to root for any directory; creating the temp file the write would
+    # create is an answer that holds for everyone.
+    handle = _temp_file(path, target)
+    with contextlib.suppress(OSError):
+        handle.close()
+    with contextlib.suppress(OSError):
+        Path(handle.name).unlink()
+
+
+def _same_file(target: Path, other: Path) -> bool:
+    try:
+        return target.samefile(other)
+    except OSError:
+        return target == Path(os.path.realpath(other))
+
+
+def _new_file_mode() -> int:
+    # The umask can only be read by setting it; it is put back at once.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o644 & ~umask
 
 
 def _cannot_write(path: Path, reason: str) -> str:
@@ -182,20 +235,20 @@ def _optional_int(raw: dict[str, Any], key: str, pid: int) -> int | None:
     return int(value)
 
 
-def _temp_file(path: Path) -> IO[str]:
+def _temp_file(path: Path, target: Path) -> IO[str]:
     try:
         return tempfile.NamedTemporaryFile(
             "w",
             encoding="utf-8",
             newline="\n",
-            dir=path.parent,
+            dir=target.parent,
             # Cut so that prefix and random part stay under the usual 255-byte name limit.
-            prefix=f".{path.name[:100]}.",
+            prefix=f".{target.name[:100]}.",
             suffix=".tmp",
             delete=False,
         )
     except OSError as exc:
-        reason = f"no file can be created in {path.parent} ({os_reason(exc)})"
+        reason = f"no file can be created in {target.parent} ({os_reason(exc)})"
         raise PlaylistFileError(_cannot_write(path, reason)) from exc
 
 

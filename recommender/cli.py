@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.exceptions import NoArgsIsHelpError
 from tqdm import tqdm
 
 from recommender.bundle import (
@@ -155,7 +157,9 @@ def _print_result(
 @click.option(
     "--dimension", type=click.IntRange(8, 512), default=CollabSettings.dimension, show_default=True
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
+@click.option(
+    "--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="Random seed."
+)
 @friendly
 def train(data: Path, out: Path, epochs: int, dimension: int, seed: int) -> None:
     """Ingest everything under --data, train both towers, write the bundle."""
@@ -207,17 +211,17 @@ def recommend(
     """Recommend tracks for TRACK links, a --playlist file or a --challenge set."""
     given = sum([bool(tracks), playlist is not None, challenge is not None])
     if given != 1:
-        raise UserError(
+        raise click.UsageError(
             "give tracks, or --playlist FILE, or --challenge FILE --out FILE.csv (one of them)"
         )
     if challenge is not None:
         if out is None:
-            raise UserError("--challenge needs --out FILE.csv")
-        check_writable(out)
+            raise click.UsageError("--challenge needs --out FILE.csv")
+        check_writable(out, not_same_as=challenge)
         _run_challenge(_load(model), challenge, out)
         return
     if out is not None:
-        raise UserError("--out goes with --challenge; recommendations print to the terminal")
+        raise click.UsageError("--out goes with --challenge; recommendations print to the terminal")
     if playlist is not None:
         given_playlist = read_playlist_file(playlist)
         track_ids = given_playlist.track_ids
@@ -241,9 +245,12 @@ def recommend(
 def _run_challenge(recommender: HybridRecommender, challenge: Path, out: Path) -> None:
     playlists = read_challenge_set(challenge)
     rows: list[tuple[int, list[str]]] = []
+    unknown = seeds = 0
     for playlist in tqdm(playlists, desc="challenge", unit="playlist", file=sys.stderr):
         seed_ids = [uri.rsplit(":", 1)[-1] for uri in playlist.seed_uris]
         result = recommender.recommend(seed_ids, CHALLENGE_LENGTH, explain=False)
+        unknown += len(result.unknown)
+        seeds += result.seeds
         uris = [item.uri for item in result.items]
         if len(uris) < CHALLENGE_LENGTH:
             raise UserError(
@@ -256,6 +263,7 @@ def _run_challenge(recommender: HybridRecommender, challenge: Path, out: Path) -
     except ValueError as error:  # a malformed row: the model holds a bad track id
         raise UserError(f"submission not written: {error}") from error
     click.echo(f"wrote {written} playlists to {out}")
+    click.echo(f"{unknown} of {seeds} seed tracks are unknown to both towers", err=True)
 
 
 @cli.command()
@@ -285,7 +293,7 @@ def similar(track: str, model: Path, top_k: int, as_json: bool) -> None:
 @friendly
 def demo(data: Path, model: Path, top_k: int) -> None:
     """Train the default bundle if there is none, then recommend for a real playlist."""
-    if (model / MANIFEST).exists() or (model / CURRENT).is_symlink():
+    if (model / MANIFEST).exists() or (model / CURRENT).is_symlink() or (model / CURRENT).exists():
         recommender = _load(model)  # a damaged bundle is reported, never trained over
         click.echo(f"using the bundle at {model}", err=True)
     else:
@@ -323,22 +331,33 @@ def _demo_playlist(data: Path) -> tuple[str, list[str]] | None:
     return None
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # the same clean-up as Ctrl-C: no half-written file left
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: every failure is one ``error:`` line; usage errors exit 2, others 1."""
+    for name in ("SIGTERM", "SIGHUP"):
+        signal.signal(getattr(signal, name), _interrupt)
     try:
         cli.main(
             args=list(argv) if argv is not None else None,
             prog_name="harmonya",
             standalone_mode=False,
         )
-    except click.UsageError as error:
-        hint = (
-            f" (see: harmonya {error.ctx.command_path.split(' ', 1)[-1]} --help)"
-            if error.ctx
-            else ""
-        )
-        click.echo(f"error: {error.format_message()}{hint}", err=True)
+    except NoArgsIsHelpError as error:
+        click.echo(error.format_message(), err=True)
         sys.exit(2)
+    except click.UsageError as error:
+        path = error.ctx.command_path if error.ctx else "harmonya"
+        click.echo(f"error: {error.format_message()} (see: {path} --help)", err=True)
+        sys.exit(2)
+    except BrokenPipeError:
+        sys.stderr.close()  # the reader went away (| head): nothing left to say
+        sys.exit(0)
+    except OSError as error:  # e.g. writing the answer to a full disk
+        click.echo(f"error: {error.strerror or error}", err=True)
+        sys.exit(1)
     except click.ClickException as error:
         error.show()
         sys.exit(error.exit_code)

@@ -15,6 +15,7 @@ numpy, the playlist vector is a mean of rows, and retrieval is an Annoy (angular
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,6 +46,16 @@ class CollabSettings:
     min_count: int = 2
     n_trees: int = 30
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        rates = (self.temperature, self.learning_rate)
+        if not all(isinstance(x, int | float) and math.isfinite(x) and x > 0 for x in rates):
+            raise ValueError("temperature and learning rate must be finite numbers > 0")
+        counts = (self.dimension, self.epochs, self.batch_size, self.context_size, self.n_trees)
+        if not all(isinstance(n, int) and n > 0 for n in counts) or self.min_count < 1:
+            raise ValueError("collaborative sizes and counts must be whole numbers > 0")
+        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**32:
+            raise ValueError("the seed must be a whole number from 0 to 2**32 - 1")
 
 
 @dataclass

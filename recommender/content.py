@@ -10,6 +10,7 @@ songs in different keys can still belong on one playlist.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -38,6 +39,7 @@ TIME_SIGNATURES = (3, 4, 5)
 CONTENT_DIM = len(CONTINUOUS) + 2 + 1 + len(TIME_SIGNATURES)
 CONTENT_METRIC: Final = "euclidean"
 POPULAR_CANDIDATES = 3000
+MAX_DENSITY_SEEDS = 256
 _COLUMN = {name: i for i, name in enumerate(FEATURE_ORDER)}
 
 
@@ -243,7 +245,10 @@ class ContentTower:
             pool = pool[allowed[pool]]
         if len(pool) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        density = self._density(self.vectors[pool], seeds)
+        # Thousands of seeds make a dense (candidates x seeds) matrix; an even sample of them
+        # describes the playlist's sound as well at a fraction of the memory.
+        step = max(1, -(-len(seeds) // MAX_DENSITY_SEEDS))
+        density = self._density(self.vectors[pool], seeds[::step])
         scores = np.log(density + 1e-12) + weight * self.prior[pool]
         order = np.argsort(-scores, kind="stable")[:top_k]
         return self.rows[pool[order]], scores[order].astype(np.float32)
@@ -290,6 +295,11 @@ class ContentTower:
         index.load(str(directory / entry["index"]))  # memory-mapped, shared between processes
         if index.get_n_items() != entry["items"]:
             raise ValueError("the content index holds a different number of items")
-        tower = cls(rows, vectors, index, n_catalog, prior, float(entry["prior_weight"]))
-        tower.bandwidth = float(entry["bandwidth"])
+        bandwidth, prior_weight = float(entry["bandwidth"]), float(entry["prior_weight"])
+        if not (math.isfinite(bandwidth) and bandwidth > 0):
+            raise ValueError("the content bandwidth must be a finite number > 0")
+        if not (math.isfinite(prior_weight) and prior_weight >= 0) or not np.isfinite(prior).all():
+            raise ValueError("the content prior must be finite")
+        tower = cls(rows, vectors, index, n_catalog, prior, prior_weight)
+        tower.bandwidth = bandwidth
         return tower

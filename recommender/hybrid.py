@@ -14,6 +14,7 @@ them.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -46,6 +47,21 @@ class FusionSettings:
     popularity_weight: float = 0.3
     cold_weight: float = 0.0  # bench/quality.py: any weight that surfaces cold tracks costs recall
     extra_candidates: int = 50
+
+    def __post_init__(self) -> None:
+        weights = (
+            self.content_weight,
+            self.content_damping,
+            self.popularity_weight,
+            self.cold_weight,
+        )
+        if not all(isinstance(w, int | float) and math.isfinite(w) and w >= 0 for w in weights):
+            raise ValueError("fusion weights must be finite numbers >= 0")
+        offset = self.rank_offset
+        if not (isinstance(offset, int | float) and math.isfinite(offset) and offset > 0):
+            raise ValueError("the fusion rank offset must be a finite number > 0")
+        if not isinstance(self.extra_candidates, int) or self.extra_candidates < 0:
+            raise ValueError("extra_candidates must be a whole number >= 0")
 
 
 @dataclass(frozen=True)
@@ -161,7 +177,10 @@ class HybridRecommender:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
         seed_rows = np.asarray(seed_rows, dtype=np.int64)
         banned = set(seed_rows.tolist()) | set(int(r) for r in exclude_rows)
-        want = top_k + len(banned) + self.fusion.extra_candidates
+        _check_top_k(top_k)
+        # The towers drop seeds themselves; only the other exclusions need spare candidates.
+        excluded = len(banned) - len(set(seed_rows.tolist()))
+        want = top_k + excluded + self.fusion.extra_candidates
         scores: dict[int, float] = {}
         sources: dict[int, list[str]] = {}
         if weights is None or method != "hybrid":
@@ -240,6 +259,9 @@ class HybridRecommender:
         Unknown ids are counted in ``unknown``, never an error; an empty or all-unknown
         playlist gets the most popular tracks. Seeds and ``exclude`` are never returned.
         """
+        _check_ids(track_ids, "track_ids")
+        _check_ids(exclude, "exclude")
+        _check_top_k(top_k)
         unique_ids = list(dict.fromkeys(track_ids))
         seed_rows, unknown = self.catalog.indices(unique_ids)
         exclude_rows, _ = self.catalog.indices(list(exclude))
@@ -286,6 +308,7 @@ class HybridRecommender:
         Raises :class:`UnknownTrackError` when the track is not in the catalogue or has no
         audio features.
         """
+        _check_top_k(top_k)
         row = self.catalog.index_of(track_id)
         if row is None or self.content is None or not self.content.knows(row):
             raise UnknownTrackError(track_id)
@@ -356,3 +379,13 @@ class HybridRecommender:
             return int(known[int(np.argmax(affinity))])
         distance = ((seed_table[tower.position[known]] - seed_table[target]) ** 2).sum(axis=1)
         return int(known[int(np.argmin(distance))])
+
+
+def _check_top_k(top_k: object) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 0:
+        raise ValueError(f"top_k must be a whole number >= 0, not {top_k!r}")
+
+
+def _check_ids(ids: object, name: str) -> None:
+    if isinstance(ids, str | bytes):
+        raise TypeError(f"{name} must be a collection of track ids, not a single string")

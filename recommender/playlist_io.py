@@ -131,7 +131,14 @@ def _decode(data: bytes) -> str:
 
 def _read_entries(text: str, filename: str) -> tuple[list[_Entry], str | None]:
     if text.lstrip()[0] in "[{":
-        return _json_entries(text)
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError) as exc:
+            # A text playlist may open with a title such as "[2024] Road trip" above its links.
+            if not _has_track_line(text):
+                raise PlaylistFileError("the file looks like JSON but is not valid JSON") from exc
+        else:
+            return _json_entries(data)
     if _looks_like_csv(text, filename):
         return _csv_entries(text), None
     return _line_entries(text), None
@@ -161,6 +168,12 @@ def _ref_kind(text: str) -> str | None:
 
 def _is_track(text: str) -> bool:
     return _ref_kind(text) == "track"
+
+
+def _has_track_line(text: str) -> bool:
+    lines = (line.strip() for line in text.splitlines())
+    content = (line for line in lines if line and not line.startswith("#"))
+    return any(_is_track(line) for line in itertools.islice(content, _SAMPLE_ROWS + 1))
 
 
 def _line_entries(text: str) -> list[_Entry]:
@@ -253,11 +266,7 @@ def _header_column(header: list[str]) -> int | None:
     return None
 
 
-def _json_entries(text: str) -> tuple[list[_Entry], str | None]:
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise PlaylistFileError("the file looks like JSON but is not valid JSON") from exc
+def _json_entries(data: object) -> tuple[list[_Entry], str | None]:
     name = None
     if isinstance(data, dict):
         name = data.get("name") if isinstance(data.get("name"), str) else None

@@ -23,6 +23,7 @@ from recommender.bundle import (
     load_scaler,
     resolve_bundle,
     save_bundle,
+    seal_manifest,
 )
 from recommender.collab import CollabModel
 from recommender.content import CONTENT_DIM
@@ -228,7 +229,8 @@ def edit_manifest(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], 
     def apply(version: Path) -> None:
         manifest = json.loads((version / MANIFEST).read_text())
         change(manifest)
-        (version / MANIFEST).write_text(json.dumps(manifest))
+        # Sealed again, so the checks behind the seal are what is tested.
+        (version / MANIFEST).write_text(json.dumps(seal_manifest(manifest)))
 
     return apply
 
@@ -297,6 +299,24 @@ DAMAGE = {
     "content index truncated": (truncate("content.ann"), "content.ann has the wrong size"),
     "collaborative index truncated": (truncate("collab.ann"), "collab.ann has the wrong size"),
     "vectors missing": (lambda version: (version / "collab.npz").unlink(), "collab.npz is missing"),
+    "manifest edited without resealing": (
+        lambda version: (version / MANIFEST).write_text(
+            (version / MANIFEST).read_text().replace('"rank_offset": 200.0', '"rank_offset": -1')
+        ),
+        "manifest was changed after saving",
+    ),
+    "fusion settings out of range": (
+        edit_manifest(_set("fusion", "rank_offset", value=-1)),
+        "rank offset must be",
+    ),
+    "temperature not a number": (
+        edit_manifest(_set("collaborative", "settings", "temperature", value="x")),
+        "temperature and learning rate",
+    ),
+    "content bandwidth zero": (
+        edit_manifest(_set("content", "bandwidth", value=0)),
+        "bandwidth must be",
+    ),
 }
 
 

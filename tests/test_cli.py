@@ -217,10 +217,8 @@ def test_similar_of_a_track_without_features_is_one_error_line(
         (["https://example.com/track/x"], "not a Spotify link"),
         ([f"https://open.spotify.com/album/{STRANGER}"], "album"),
         ([STRANGER], "none of these tracks is in the model's catalogue"),
-        ([], "give tracks, or --playlist FILE"),
-        (["--challenge", "challenge.json"], "--challenge needs --out"),
     ],
-    ids=["not spotify", "album", "unknown track", "nothing", "challenge without out"],
+    ids=["not spotify", "album", "unknown track"],
 )
 def test_recommend_bad_arguments_are_one_error_line(
     world_bundle: Path, arguments: list[str], message: str
@@ -228,6 +226,29 @@ def test_recommend_bad_arguments_are_one_error_line(
     result = run("recommend", "--model", world_bundle, *arguments)
 
     assert_one_error_line(result, message)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ([], "give tracks, or --playlist FILE"),
+        (["--challenge", "challenge.json"], "--challenge needs --out"),
+        (["--out", "x.csv", "0UaMYEvWZi0ZqiDOoHU3YI"], "--out goes with --challenge"),
+        (["-k", "0", "0UaMYEvWZi0ZqiDOoHU3YI"], "Invalid value for '-k'"),
+    ],
+    ids=["nothing", "challenge without out", "out without challenge", "k zero"],
+)
+def test_recommend_usage_mistakes_are_one_error_line_with_exit_2(
+    world_bundle: Path, tmp_path: Path, arguments: list[str], message: str
+) -> None:
+    script = "import sys\nfrom recommender.cli import main\nmain(sys.argv[1:])\n"
+
+    done = python("-c", script, "recommend", "--model", str(world_bundle), *arguments, cwd=tmp_path)
+
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), done.stderr
+    assert message in lines[0] and "--help" in lines[0]
 
 
 @pytest.mark.parametrize(
