@@ -49,7 +49,7 @@ from recommender.hybrid import FusionSettings, HybridRecommender
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2  # 2: the content tower carries a playlist prior
+FORMAT_VERSION = 3  # 2: content prior; 3: sealed manifest
 MANIFEST = "manifest.json"
 CURRENT = "current"
 VERSIONS = "versions"
