@@ -38,6 +38,27 @@ def upgrade() -> None:
     click.echo("database is up to date")
 
 
+@cli.command("bot")
+@click.option(
+    "--sync-global",
+    is_flag=True,
+    help="Publish the slash commands to every server (takes up to an hour to show).",
+)
+@friendly
+def run(sync_global: bool) -> None:
+    """Run the Discord bot until SIGINT or SIGTERM (settings: environment and .env)."""
+    import discord
+
+    from bot.bot import run_bot
+
+    try:
+        settings = load_settings(console=False)
+    except SettingsError as error:
+        raise UserError(str(error)) from error
+    discord.utils.setup_logging(level=logging.getLevelName(settings.log_level))
+    run_bot(settings, sync_globally=sync_global)
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     recommender_main(argv)
 

@@ -92,7 +92,7 @@ def load_settings(console: bool, *, env_file: str | Path | None = ".env") -> Set
     if not console and settings.discord_token is None:
         raise SettingsError(
             "DISCORD_TOKEN is not set: put the bot token in the environment or .env "
-            "(or run with --console to try the commands without Discord)"
+            "(see .env.example)"
         )
     return settings
 

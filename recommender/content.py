@@ -232,7 +232,8 @@ class ContentTower:
         if len(positions) == 0 or top_k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         seeds = self.vectors[positions]
-        candidates = set(self.index.get_nns_by_vector(seeds.mean(axis=0), top_k + len(positions)))
+        depth = top_k + min(len(positions), MAX_DENSITY_SEEDS)
+        candidates = set(self.index.get_nns_by_vector(seeds.mean(axis=0), depth))
         step = max(1, len(positions) // max_seed_queries)
         for position in positions[::step][:max_seed_queries]:
             candidates.update(self.index.get_nns_by_item(int(position), per_seed + 1))

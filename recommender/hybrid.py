@@ -47,6 +47,9 @@ class FusionSettings:
     popularity_weight: float = 0.3
     cold_weight: float = 0.0  # bench/quality.py: any weight that surfaces cold tracks costs recall
     extra_candidates: int = 50
+    # Each tower is searched at least this deep whatever top_k is, so the first ten answers
+    # of a top_k=10 request are the first ten of a top_k=100 one.
+    min_depth: int = 200
 
     def __post_init__(self) -> None:
         weights = (
@@ -60,8 +63,9 @@ class FusionSettings:
         offset = self.rank_offset
         if not (isinstance(offset, int | float) and math.isfinite(offset) and offset > 0):
             raise ValueError("the fusion rank offset must be a finite number > 0")
-        if not isinstance(self.extra_candidates, int) or self.extra_candidates < 0:
-            raise ValueError("extra_candidates must be a whole number >= 0")
+        counts = (self.extra_candidates, self.min_depth)
+        if not all(isinstance(n, int) and n >= 0 for n in counts):
+            raise ValueError("extra_candidates and min_depth must be whole numbers >= 0")
 
 
 @dataclass(frozen=True)
@@ -180,7 +184,7 @@ class HybridRecommender:
         _check_top_k(top_k)
         # The towers drop seeds themselves; only the other exclusions need spare candidates.
         excluded = len(banned) - len(set(seed_rows.tolist()))
-        want = top_k + excluded + self.fusion.extra_candidates
+        want = max(top_k, self.fusion.min_depth) + excluded + self.fusion.extra_candidates
         scores: dict[int, float] = {}
         sources: dict[int, list[str]] = {}
         if weights is None or method != "hybrid":
@@ -349,8 +353,13 @@ class HybridRecommender:
         rows: npt.NDArray[np.int64],
         sources: list[tuple[str, ...]],
     ) -> list[str | None]:
-        """For each answer, the seed that most explains it in the tower that proposed it."""
+        """For each answer, the seed that most explains it in the tower that proposed it.
+
+        A playlist of one track gets no reasons: "because you have <that track>" says nothing.
+        """
         reasons: list[str | None] = []
+        if len(np.unique(seed_rows)) < 2:
+            return [None] * len(rows)
         for row, source in zip(rows.tolist(), sources, strict=True):
             seed = None
             if COLLABORATIVE in source and self.collab is not None:

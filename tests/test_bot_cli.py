@@ -63,3 +63,20 @@ def test_recommender_commands_stay_on_the_full_entry_point(tmp_path: Path) -> No
     assert done.returncode == 0
     for command in ("train", "recommend", "similar", "demo", "db"):
         assert f"  {command}" in done.stdout
+
+
+def test_bot_without_a_token_says_which_setting_is_missing(tmp_path: Path) -> None:
+    environment = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY, "bot"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: DISCORD_TOKEN is not set")
+    assert "Traceback" not in done.stderr
