@@ -25,6 +25,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 bench: $(STAMP)
+	$(BIN)/harmonya demo > /dev/null  # latency.py needs models/default
 	$(BIN)/python bench/train_time.py
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/quality.py
