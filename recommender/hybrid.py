@@ -144,8 +144,10 @@ class HybridRecommender:
         self.fusion = fusion or FusionSettings()
         self.cold_items: npt.NDArray[np.bool_] | None = None
         if content is not None:
-            known = collab.position[content.rows] >= 0 if collab is not None else False
-            self.cold_items = np.logical_not(known) & np.ones(len(content.rows), dtype=bool)
+            known = np.zeros(len(content.rows), dtype=bool)
+            if collab is not None:
+                known = collab.position[content.rows] >= 0
+            self.cold_items = ~known
 
     def weights(self, seeds: int, collab_known: int, content_known: int) -> dict[str, float]:
         """Fusion weights for a playlist of ``seeds`` tracks, of which the towers know some."""
