@@ -24,6 +24,8 @@ EMBED_LIMIT = 6000
 NAME_LIMIT = 80
 ARTIST_LIMIT = 60
 REASON_LIMIT = 100
+# A select menu option's label (developer docs, "Select Menus").
+OPTION_LIMIT = 100
 SKIPPED_KINDS = "local files, episodes, removed"
 _TOWER_REASONS = {
     COLLABORATIVE: "on playlists like yours",
@@ -46,6 +48,14 @@ class Counts:
     skipped: int = 0
     unknown: int = 0
     capped: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """One embed of an answer and the tracks it lists, as (track id, menu label) pairs."""
+
+    embed: discord.Embed
+    tracks: tuple[tuple[str, str], ...]
 
 
 def shorten(text: str, limit: int) -> str:
@@ -82,6 +92,15 @@ def track_line(rank: int, item: Recommendation, reason: str | None) -> str:
     return line
 
 
+def option_label(rank: int, item: Recommendation) -> str:
+    """``1. Name · Artist`` as a select menu shows it: plain text, at most 100 characters."""
+    name = " ".join((item.name or f"spotify:track:{item.track_id}").split())
+    text = f"{rank}. {shorten(name, NAME_LIMIT)}"
+    if item.artist:
+        text += f" · {' '.join(item.artist.split())}"
+    return shorten(text, OPTION_LIMIT)
+
+
 def build_pages(
     title: str,
     items: Sequence[Recommendation],
@@ -95,6 +114,20 @@ def build_pages(
 
     ``labels`` maps seed track ids to display names for the reasons. Always at least one page.
     """
+    pages = paginate(title, items, labels, footer=footer, reasons=reasons, per_page=per_page)
+    return [page.embed for page in pages]
+
+
+def paginate(
+    title: str,
+    items: Sequence[Recommendation],
+    labels: dict[str, str],
+    *,
+    footer: str | None = None,
+    reasons: bool = True,
+    per_page: int = PER_PAGE,
+) -> list[Page]:
+    """``build_pages`` with the tracks each page lists, for the menus under it."""
     title = shorten(title, TITLE_LIMIT)
     footer = shorten(footer, FOOTER_LIMIT - 20) if footer else None
     budget = min(DESCRIPTION_LIMIT, EMBED_LIMIT - len(title) - len(footer or "") - 20)
@@ -103,14 +136,17 @@ def build_pages(
         for rank, item in enumerate(items, start=1)
     ]
     chunks = _chunk(lines, per_page, budget) or [["Nothing to recommend."]]
+    options = [(item.track_id, option_label(rank, item)) for rank, item in enumerate(items, 1)]
     pages = []
+    start = 0
     for number, chunk in enumerate(chunks, start=1):
         embed = discord.Embed(title=title, description="\n".join(chunk), colour=COLOUR)
         page = f"page {number} of {len(chunks)}" if len(chunks) > 1 else ""
         text = " · ".join(part for part in (footer, page) if part)
         if text:
             embed.set_footer(text=text)
-        pages.append(embed)
+        pages.append(Page(embed, tuple(options[start : start + len(chunk)])))
+        start += len(chunk)
     return pages
 
 

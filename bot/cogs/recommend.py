@@ -10,7 +10,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.answers import build_pages, footer_text
+from bot.answers import Page, footer_text, paginate, shorten
 from bot.service import (
     Answer,
     BadInput,
@@ -21,6 +21,7 @@ from bot.service import (
     Upload,
 )
 from bot.spotify import PlaylistForbidden, PlaylistNotFound, SpotifyError
+from bot.storage import StorageError
 from recommender.links import LinkError
 from recommender.playlist_io import PlaylistFileError
 
@@ -33,6 +34,8 @@ MAX_RECOMMEND = 50
 MAX_SIMILAR = 25
 PAGE_TIMEOUT = 600.0
 APOLOGY = "Sorry, something went wrong on my side. The bot's admin can find the details in its log."
+CONTENT_LIMIT = 2000
+SAVE_FAILED = "Sorry, I could not save that just now; please try again later."
 UPLOAD_HINT = " Use the `tracks` or `file` option of /recommend for that."
 EXPECTED = (ReplyError, SpotifyError, LinkError, PlaylistFileError)
 
@@ -55,21 +58,34 @@ def _sentence(text: str) -> str:
 
 
 class Pager(discord.ui.View):
-    """Previous and next buttons over the pages of one answer; only the asker turns them."""
+    """Page buttons over one answer and two menus to mark its tracks; only the asker uses them.
 
-    def __init__(self, pages: list[discord.Embed], owner_id: int) -> None:
+    The menus list the tracks of the page showing. A mark is stored for the member, and a
+    disliked track is left out of every later answer they get.
+    """
+
+    def __init__(self, pages: list[Page], owner_id: int, service: RecommendService) -> None:
         super().__init__(timeout=PAGE_TIMEOUT)
         self.pages = pages
         self.owner_id = owner_id
+        self.service = service
         self.index = 0
         self.message: discord.WebhookMessage | None = None
-        self._update_buttons()
+        self._names = {track_id: label for page in pages for track_id, label in page.tracks}
+        if len(pages) == 1:
+            self.remove_item(self.previous)
+            self.remove_item(self.next)
+        self._update_items()
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.children
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         if interaction.user.id == self.owner_id:
             return True
         await interaction.response.send_message(
-            "Only the member who asked can turn these pages.", ephemeral=True
+            "Only the member who asked can turn these pages or mark these tracks.", ephemeral=True
         )
         return False
 
@@ -78,26 +94,73 @@ class Pager(discord.ui.View):
             with contextlib.suppress(discord.HTTPException):
                 await self.message.edit(view=None)
 
-    @discord.ui.button(label="Previous", emoji="◀️", custom_id="harmonya:page:previous")
+    @discord.ui.button(label="Previous", emoji="◀️", custom_id="harmonya:page:previous", row=0)
     async def previous(
         self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
     ) -> None:
         await self._show(interaction, self.index - 1)
 
-    @discord.ui.button(label="Next", emoji="▶️", custom_id="harmonya:page:next")
+    @discord.ui.button(label="Next", emoji="▶️", custom_id="harmonya:page:next", row=0)
     async def next(
         self, interaction: discord.Interaction, button: discord.ui.Button[Pager]
     ) -> None:
         await self._show(interaction, self.index + 1)
 
+    @discord.ui.select(placeholder="I like these…", custom_id="harmonya:mark:like", row=1)
+    async def like(
+        self, interaction: discord.Interaction, select: discord.ui.Select[Pager]
+    ) -> None:
+        await self._mark(interaction, select.values, liked=True)
+
+    @discord.ui.select(placeholder="Not for me…", custom_id="harmonya:mark:dislike", row=2)
+    async def dislike(
+        self, interaction: discord.Interaction, select: discord.ui.Select[Pager]
+    ) -> None:
+        await self._mark(interaction, select.values, liked=False)
+
     async def _show(self, interaction: discord.Interaction, index: int) -> None:
         self.index = max(0, min(index, len(self.pages) - 1))
-        self._update_buttons()
-        await interaction.response.edit_message(embed=self.pages[self.index], view=self)
+        self._update_items()
+        await interaction.response.edit_message(embed=self.pages[self.index].embed, view=self)
 
-    def _update_buttons(self) -> None:
+    async def _mark(self, interaction: discord.Interaction, values: list[str], liked: bool) -> None:
+        track_ids = [track_id for track_id in values if track_id in self._names]
+        # Re-sending the view clears the member's choice, so the same menu can be used again.
+        await interaction.response.edit_message(view=self)
+        try:
+            for track_id in track_ids:
+                await self.service.run_io(
+                    self.service.history.set_feedback, self.owner_id, track_id, liked
+                )
+        except StorageError as error:
+            log.error("feedback of member %d not stored: %s", self.owner_id, error)
+            message = SAVE_FAILED
+        except Exception:
+            log.exception("feedback of member %d not stored", self.owner_id)
+            message = SAVE_FAILED
+        else:
+            message = marked_text([self._names[track_id] for track_id in track_ids], liked)
+        await interaction.followup.send(message, ephemeral=True)
+
+    def _update_items(self) -> None:
         self.previous.disabled = self.index == 0
         self.next.disabled = self.index == len(self.pages) - 1
+        tracks = self.pages[self.index].tracks
+        menus: tuple[discord.ui.Select[Pager], ...] = (self.like, self.dislike)
+        for menu in menus:
+            menu.options = [discord.SelectOption(label=label, value=t) for t, label in tracks]
+            menu.max_values = max(1, len(tracks))
+            if not tracks and menu in self.children:
+                self.remove_item(menu)
+
+
+def marked_text(labels: list[str], liked: bool) -> str:
+    """What the member is told once their marks are stored."""
+    if not labels:
+        return "Nothing to mark on this page."
+    names = "\n".join(f"- {discord.utils.escape_markdown(label)}" for label in labels)
+    heading = "Noted, you like these:" if liked else "Noted, I won't recommend these to you again:"
+    return shorten(f"{heading}\n{names}", CONTENT_LIMIT)
 
 
 class Recommend(commands.Cog):
@@ -135,14 +198,14 @@ class Recommend(commands.Cog):
     async def _answer(self, interaction: discord.Interaction, answer: Answer) -> None:
         footer = footer_text(answer.counts) if answer.counts else None
         reasons = answer.counts is not None
-        pages = build_pages(
+        pages = paginate(
             answer.title, answer.result.items, answer.labels, footer=footer, reasons=reasons
         )
-        if len(pages) == 1:
-            await interaction.followup.send(embed=pages[0])
+        view = Pager(pages, interaction.user.id, self.service)
+        if view.is_empty:
+            await interaction.followup.send(embed=pages[0].embed)
             return
-        view = Pager(pages, interaction.user.id)
-        view.message = await interaction.followup.send(embed=pages[0], view=view, wait=True)
+        view.message = await interaction.followup.send(embed=pages[0].embed, view=view, wait=True)
 
     @app_commands.command(name="recommend")
     @app_commands.describe(
