@@ -70,8 +70,11 @@ class HarmonYa(commands.Bot):
             await self.load_extension(extension)
         await self.sync_commands(globally=self.config.sync_globally)
 
-    async def sync_commands(self, *, globally: bool = False) -> None:
-        """Register the slash commands with Discord: the dev guild, or everywhere if asked."""
+    async def sync_commands(self, *, globally: bool = False) -> int:
+        """Register the slash commands with Discord: the dev guild, or everywhere if asked.
+
+        Returns how many commands Discord now has (0 when nothing was synced).
+        """
         if globally:
             synced = await self.tree.sync()
             log.info("synced %d commands globally", len(synced))
@@ -85,6 +88,8 @@ class HarmonYa(commands.Bot):
                 "commands not synced: set HARMONYA_DEV_GUILD_ID, or sync globally once "
                 "(this is only needed when commands change)"
             )
+            return 0
+        return len(synced)
 
     async def on_ready(self) -> None:
         log.info("ready as %s (%s) in %d guilds", self.user, self.application_id, len(self.guilds))
@@ -102,8 +107,8 @@ class HarmonYa(commands.Bot):
         log.info("stopped")
 
 
-def build_bot(settings: Settings, *, sync_globally: bool = False) -> HarmonYa:
-    """The bot with its storage, Spotify client and service, all from ``settings``."""
+def build_service(settings: Settings) -> RecommendService:
+    """The service with its storage and, when credentials are set, a Spotify client."""
     history = HistoryStore.from_url(settings.database_url)
     spotify = None
     if settings.spotify_client_id is not None and settings.spotify_client_secret is not None:
@@ -112,13 +117,18 @@ def build_bot(settings: Settings, *, sync_globally: bool = False) -> HarmonYa:
     limits = ServiceLimits(
         cooldown_seconds=settings.cooldown_seconds, playlist_cap=settings.playlist_cap
     )
+    return RecommendService(history, spotify, limits=limits)
+
+
+def build_bot(settings: Settings, *, sync_globally: bool = False) -> HarmonYa:
+    """The bot with its storage, Spotify client and service, all from ``settings``."""
     config = BotConfig(
         model_dir=settings.model_dir,
         database_url=settings.database_url,
         dev_guild_id=settings.dev_guild_id,
         sync_globally=sync_globally,
     )
-    return HarmonYa(RecommendService(history, spotify, limits=limits), config)
+    return HarmonYa(build_service(settings), config)
 
 
 def run_bot(settings: Settings, *, sync_globally: bool = False) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import click
 
-from bot.settings import SettingsError, load_settings
+from bot.settings import Settings, SettingsError, load_settings
 from recommender.cli import UserError, cli, friendly
 from recommender.cli import main as recommender_main
 
@@ -44,19 +44,46 @@ def upgrade() -> None:
     is_flag=True,
     help="Publish the slash commands to every server (takes up to an hour to show).",
 )
+@click.option(
+    "--console",
+    is_flag=True,
+    help="Try the commands in this terminal instead of Discord (no token needed).",
+)
 @friendly
-def run(sync_global: bool) -> None:
+def run(sync_global: bool, console: bool) -> None:
     """Run the Discord bot until SIGINT or SIGTERM (settings: environment and .env)."""
-    import discord
-
     from bot.bot import run_bot
 
     try:
-        settings = load_settings(console=False)
+        settings = load_settings(console=console)
     except SettingsError as error:
         raise UserError(str(error)) from error
-    discord.utils.setup_logging(level=logging.getLevelName(settings.log_level))
+    # The command group's own handler already writes to stderr; a second one (such as
+    # discord.utils.setup_logging adds) would print every line twice.
+    logging.getLogger().setLevel(settings.log_level)
+    if console:
+        _run_console(settings)
+        return
     run_bot(settings, sync_globally=sync_global)
+
+
+def _run_console(settings: Settings) -> None:
+    import asyncio
+    import sys
+
+    from bot.bot import build_service
+    from bot.console import run_console
+
+    if not settings.has_spotify:
+        log.info("no Spotify credentials: playlist links will not be read")
+    from bot.storage import StorageError
+
+    service = build_service(settings)
+    main = run_console(service, settings.model_dir, settings.database_url, sys.stdin, sys.stdout)
+    try:
+        asyncio.run(main)
+    except StorageError as error:
+        raise UserError(str(error)) from error
 
 
 def main(argv: Sequence[str] | None = None) -> None:

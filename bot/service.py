@@ -27,7 +27,14 @@ import numpy.typing as npt
 
 from bot.answers import Counts, shorten
 from bot.spotify import SpotifyClient
-from bot.storage import HistoryStore, RequestEntry, RequestKind, StorageError, TrackEntry
+from bot.storage import (
+    HistoryStore,
+    RequestEntry,
+    RequestKind,
+    RequestStatus,
+    StorageError,
+    TrackEntry,
+)
 from recommender.bundle import load_bundle
 from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownTrackError
 from recommender.links import LinkError, parse_track_ref
@@ -101,8 +108,27 @@ class Source:
 
     def describe(self) -> str:
         """The input as stored in history."""
-        parts = [self.playlist, self.tracks, self.upload and f"file: {self.upload.filename}"]
-        return "\n".join(part for part in parts if part)
+        filename = self.upload.filename if self.upload else None
+        return describe_input(self.playlist, self.tracks, filename)
+
+
+def describe_input(playlist: str | None, tracks: str | None, filename: str | None) -> str:
+    """What a member gave /recommend, as stored in history (a file by its name only)."""
+    parts = [playlist, tracks, filename and f"file: {filename}"]
+    return "\n".join(part for part in parts if part)
+
+
+def failed_entry(who: Requester, kind: RequestKind, text: str, error: str) -> RequestEntry:
+    """The history row of a request that failed with an expected error (told to the member)."""
+    return RequestEntry(
+        member_id=who.member_id,
+        guild_id=who.guild_id,
+        channel_id=who.channel_id,
+        kind=kind,
+        input_text=text,
+        status=RequestStatus.ERROR,
+        error=error,
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.answers import COLOUR, DESCRIPTION_LIMIT, TRACK_URL, shorten
 from bot.service import RecommendService, ReplyError
-from bot.storage import ForgottenRows, StorageError, StoredRequest
+from bot.storage import ForgottenRows, RequestStatus, StorageError, StoredRequest
 
 if TYPE_CHECKING:
     from bot.bot import HarmonYa
@@ -26,6 +26,7 @@ TRACKS_SHOWN = 3
 CONFIRM_TIMEOUT = 60.0
 INPUT_LIMIT = 80
 LABEL_LIMIT = 60
+ERROR_LIMIT = 120
 # Room in the description for the note on requests left out.
 _NOTE_ROOM = 60
 
@@ -86,7 +87,11 @@ def _request_block(
     more = len(request.tracks) - tracks_shown
     if more > 0:
         lines.append(f"-# and {more} more")
-    if not request.tracks:
+    if request.status is RequestStatus.ERROR:
+        lines.append(
+            f"-# failed: {_escape(shorten(request.error or 'unknown error', ERROR_LIMIT))}"
+        )
+    elif not request.tracks:
         lines.append("-# no tracks")
     return "\n".join(lines)
 

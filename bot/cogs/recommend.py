@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING
 
 import discord
@@ -14,14 +15,17 @@ from bot.answers import Page, footer_text, paginate, shorten
 from bot.service import (
     Answer,
     BadInput,
+    Busy,
     RecommendService,
     ReplyError,
     Requester,
     Source,
     Upload,
+    describe_input,
+    failed_entry,
 )
 from bot.spotify import PlaylistForbidden, PlaylistNotFound, SpotifyError
-from bot.storage import StorageError
+from bot.storage import RequestKind, StorageError
 from recommender.links import LinkError
 from recommender.playlist_io import PlaylistFileError
 
@@ -207,6 +211,23 @@ class Recommend(commands.Cog):
             return
         view.message = await interaction.followup.send(embed=pages[0].embed, view=view, wait=True)
 
+    @contextlib.asynccontextmanager
+    async def _recording_failures(
+        self, interaction: discord.Interaction, kind: RequestKind, text: str
+    ) -> AsyncIterator[None]:
+        """Store an expected failure in history (what the member is told), then re-raise it.
+
+        A busy bot is not the member's request failing, so it is not stored.
+        """
+        try:
+            yield
+        except EXPECTED as error:
+            message = reply_for(error)
+            if message is not None and not isinstance(error, Busy):
+                entry = failed_entry(_requester(interaction), kind, text, message)
+                await self.service.record(entry)
+            raise
+
     @app_commands.command(name="recommend")
     @app_commands.describe(
         playlist="A Spotify playlist link",
@@ -225,13 +246,15 @@ class Recommend(commands.Cog):
         """Get new tracks for a Spotify playlist, track links or an uploaded playlist file."""
         if not (playlist or tracks or file):
             raise BadInput("Give me a playlist link, some track links or a playlist file.")
-        if file is not None and file.size > self.service.limits.max_upload_bytes:
-            raise BadInput("That file is too large for a playlist export.")
+        given = describe_input(playlist, tracks, file.filename if file else None)
         with self.service.admit(interaction.user.id):
-            await interaction.response.defer(thinking=True)
-            upload = await _download(file) if file is not None else None
-            source = Source(playlist=playlist, tracks=tracks, upload=upload)
-            answer = await self.service.recommend(_requester(interaction), source, count)
+            async with self._recording_failures(interaction, RequestKind.RECOMMEND, given):
+                if file is not None and file.size > self.service.limits.max_upload_bytes:
+                    raise BadInput("That file is too large for a playlist export.")
+                await interaction.response.defer(thinking=True)
+                upload = await _download(file) if file is not None else None
+                source = Source(playlist=playlist, tracks=tracks, upload=upload)
+                answer = await self.service.recommend(_requester(interaction), source, count)
             await self._answer(interaction, answer)
             await self.service.record(answer.entry)
 
@@ -248,8 +271,9 @@ class Recommend(commands.Cog):
     ) -> None:
         """Find tracks that sound like one track."""
         with self.service.admit(interaction.user.id):
-            await interaction.response.defer(thinking=True)
-            answer = await self.service.similar(_requester(interaction), track, count)
+            async with self._recording_failures(interaction, RequestKind.SIMILAR, track):
+                await interaction.response.defer(thinking=True)
+                answer = await self.service.similar(_requester(interaction), track, count)
             await self._answer(interaction, answer)
             await self.service.record(answer.entry)
 
