@@ -101,23 +101,6 @@ def option_label(rank: int, item: Recommendation) -> str:
     return shorten(text, OPTION_LIMIT)
 
 
-def build_pages(
-    title: str,
-    items: Sequence[Recommendation],
-    labels: dict[str, str],
-    *,
-    footer: str | None = None,
-    reasons: bool = True,
-    per_page: int = PER_PAGE,
-) -> list[discord.Embed]:
-    """One embed per page of ``per_page`` tracks (fewer when long lines would pass a limit).
-
-    ``labels`` maps seed track ids to display names for the reasons. Always at least one page.
-    """
-    pages = paginate(title, items, labels, footer=footer, reasons=reasons, per_page=per_page)
-    return [page.embed for page in pages]
-
-
 def paginate(
     title: str,
     items: Sequence[Recommendation],
@@ -127,7 +110,11 @@ def paginate(
     reasons: bool = True,
     per_page: int = PER_PAGE,
 ) -> list[Page]:
-    """``build_pages`` with the tracks each page lists, for the menus under it."""
+    """Pages of ``per_page`` tracks (fewer when long lines would pass a limit), each with the
+    tracks it lists for the menus under it.
+
+    ``labels`` maps seed track ids to display names for the reasons. Always at least one page.
+    """
     title = shorten(title, TITLE_LIMIT)
     footer = shorten(footer, FOOTER_LIMIT - 20) if footer else None
     budget = min(DESCRIPTION_LIMIT, EMBED_LIMIT - len(title) - len(footer or "") - 20)

@@ -44,7 +44,7 @@ from fakes.spotify import (
     track_entry,
 )
 
-from bot.answers import Counts, build_pages, footer_text
+from bot.answers import Counts, footer_text, paginate
 from bot.bot import BotConfig, HarmonYa, _serve
 from bot.service import RecommendService, ServiceLimits
 from bot.spotify import SpotifyClient, SpotifyEndpoints, SpotifyLimits
@@ -357,7 +357,7 @@ def test_pages_stay_within_discords_embed_limits_whatever_the_names() -> None:
     labels = {i.track_id: "L" * 500 for i in items}
     footer = footer_text(Counts(5000, 10000, 3, 2, capped=True))
 
-    pages = build_pages("T" * 400, items, labels, footer=footer)
+    pages = [page.embed for page in paginate("T" * 400, items, labels, footer=footer)]
 
     assert sum(len(TRACK_LINK.findall(p.description or "")) for p in pages) == 50
     for page in pages:
