@@ -24,11 +24,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(STAMP)  # about 45 minutes on 2 cores
 	$(BIN)/harmonya demo > /dev/null  # latency.py needs models/default
 	$(BIN)/python bench/train_time.py
 	$(BIN)/python bench/latency.py
-	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/load.py --model models/default
+	$(BIN)/harmonya evaluate --out runs/evaluation
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache *.egg-info

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import discord
 
-from recommender.hybrid import COLLABORATIVE, CONTENT, POPULARITY, Recommendation
+from recommender.hybrid import COLLABORATIVE, CONTENT, POPULARITY, TITLE, Recommendation
 
 TRACK_URL = "https://open.spotify.com/track/{}"
 PER_PAGE = 10
@@ -31,6 +31,7 @@ _TOWER_REASONS = {
     COLLABORATIVE: "on playlists like yours",
     CONTENT: "sounds like your tracks",
     POPULARITY: "popular on many playlists",
+    TITLE: "on playlists with a name like yours",
 }
 
 
@@ -39,8 +40,8 @@ class Counts:
     """What was made of a member's input: ``used`` of ``total`` tracks fed the model.
 
     ``skipped`` could not be read (local files, episodes, removed tracks, bad lines);
-    ``unknown`` were read but the model does not know them; ``capped`` means the playlist cap
-    stopped reading early.
+    ``unknown`` were read but the model does not know them; ``repeats`` are tracks given more
+    than once; ``capped`` means the playlist cap stopped reading early.
     """
 
     used: int
@@ -48,6 +49,7 @@ class Counts:
     skipped: int = 0
     unknown: int = 0
     capped: bool = False
+    repeats: int = 0
 
 
 @dataclass(frozen=True)
@@ -64,11 +66,16 @@ def shorten(text: str, limit: int) -> str:
 
 
 def footer_text(counts: Counts) -> str:
+    repeats = f", {counts.repeats} repeats" if counts.repeats else ""
     text = (
-        f"used {counts.used} of {counts.total}, skipped {counts.skipped} ({SKIPPED_KINDS}), "
-        f"unknown {counts.unknown}"
+        f"used {counts.used} of {counts.total}{repeats}, skipped {counts.skipped} "
+        f"({SKIPPED_KINDS}), unknown {counts.unknown}"
     )
-    return text + " (stopped at the playlist cap)" if counts.capped else text
+    if counts.capped:
+        text += " (stopped at the playlist cap)"
+    if counts.used == 0 and counts.unknown:
+        text += "; none of your tracks is known to my model, so these are general picks"
+    return text
 
 
 def reason_text(item: Recommendation, labels: dict[str, str]) -> str:

@@ -60,6 +60,7 @@ class HarmonYa(commands.Bot):
     async def setup_hook(self) -> None:
         if self.config.database_url is not None:
             await self.service.run_io(upgrade_database, self.config.database_url)
+        await self.service.run_io(self.service.history.check_writable)
         await self.service.load_model(self.config.model_dir)
         # The catalogue is ~300k small Python objects that live as long as the process; left
         # in the collector's generations, each full pass walks them and stalls the event loop

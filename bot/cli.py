@@ -32,10 +32,15 @@ def upgrade() -> None:
 
     try:
         settings = load_settings(console=True)
-        upgrade_database(settings.database_url)
+        before, after = upgrade_database(settings.database_url)
     except (SettingsError, StorageError) as error:
         raise UserError(str(error)) from error
-    click.echo("database is up to date")
+    if before == after:
+        click.echo(f"database is up to date (revision {after})")
+    elif before is None:
+        click.echo(f"created the database at revision {after}")
+    else:
+        click.echo(f"migrated the database from revision {before} to {after}")
 
 
 @cli.command("bot")
@@ -61,14 +66,23 @@ def run(sync_global: bool, console: bool) -> None:
     # The command group's own handler already writes to stderr; a second one (such as
     # discord.utils.setup_logging adds) would print every line twice.
     logging.getLogger().setLevel(settings.log_level)
+    if settings.log_level != "DEBUG":
+        # Alembic logs its migration context at INFO on every start ("Context impl ...").
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if console:
         _run_console(settings)
         return
-    run_bot(settings, sync_globally=sync_global)
+    from bot.storage import StorageError
+
+    try:
+        run_bot(settings, sync_globally=sync_global)
+    except StorageError as error:
+        raise UserError(str(error)) from error
 
 
 def _run_console(settings: Settings) -> None:
     import asyncio
+    import io
     import sys
 
     from bot.bot import build_service
@@ -78,6 +92,9 @@ def _run_console(settings: Settings) -> None:
         log.info("no Spotify credentials: playlist links will not be read")
     from bot.storage import StorageError
 
+    # A byte that is not UTF-8 becomes U+FFFD instead of ending the console.
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="replace")
     service = build_service(settings)
     main = run_console(service, settings.model_dir, settings.database_url, sys.stdin, sys.stdout)
     try:

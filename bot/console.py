@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import shlex
-from collections.abc import Sequence
+import threading
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -24,8 +26,15 @@ from bot.service import (
     Upload,
     failed_entry,
 )
-from bot.storage import RequestKind, RequestStatus, StoredRequest, upgrade_database
-from recommender.links import LinkError, parse_track_ref
+from bot.storage import (
+    RequestKind,
+    RequestStatus,
+    StorageError,
+    StoredRequest,
+    upgrade_database,
+)
+from recommender.links import LinkError, ShortLinkError, parse_playlist_ref, parse_track_ref
+from recommender.playlist_io import os_reason
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,14 @@ log = logging.getLogger(__name__)
 CONSOLE_MEMBER_ID = 0
 HISTORY_SHOWN = 5
 CONSOLE = Requester(CONSOLE_MEMBER_ID)
+# Seconds the console waits for history writes in progress when it stops.
+DRAIN_TIMEOUT = 10.0
+# Longer lines are refused (and skipped to their end) rather than read into memory whole.
+MAX_LINE = 10_000
+# Lines read ahead of the command being answered.
+_READ_AHEAD = 16
+_SEPARATORS = re.compile(r"[,;]+")
+HISTORY_FAILED = "I can't read your history right now; please try again later."
 HELP = """\
 /recommend <playlist link | track links | path to a playlist file> [count=N]
 /similar <track link or name> [count=N]
@@ -52,15 +69,23 @@ class Console:
     async def run(self) -> None:
         """Answer one command a line until /quit or the end of input."""
         self.say("HarmonYa console: type /help for the commands.")
-        while True:
-            line = await asyncio.to_thread(self.stdin.readline)
-            if not line or line.strip() in ("/quit", "/exit"):
+        async for line in self._lines():
+            if line is None:
+                self.say(f"That line is longer than {MAX_LINE:,} characters; I skipped it.")
+                continue
+            if line.strip().lower() in ("/quit", "/exit"):
                 return
-            if line.strip():
+            if not line.strip():
+                continue
+            try:
                 await self.handle(line.strip())
+            except Exception:
+                log.exception("console command failed: %s", shorten(line.strip(), 80))
+                self.say(APOLOGY)
 
     async def handle(self, line: str) -> None:
         command, _, rest = line.partition(" ")
+        command = command.lower()
         if command == "/help":
             self.say(HELP)
         elif command == "/history":
@@ -77,7 +102,9 @@ class Console:
                 text, MAX_RECOMMEND if kind is RequestKind.RECOMMEND else MAX_SIMILAR
             )
             if kind is RequestKind.RECOMMEND:
-                source = _source(words)
+                source = await self.service.run_io(
+                    _source, words, self.service.limits.max_upload_bytes
+                )
                 given = source.describe()
                 answer = await self.service.recommend(CONSOLE, source, count)
             else:
@@ -88,23 +115,62 @@ class Console:
         except EXPECTED as error:
             message = reply_for(error) or APOLOGY
             self.say(message)
-            await self.service.record(failed_entry(CONSOLE, kind, given, message))
+            self.service.record_soon(failed_entry(CONSOLE, kind, given, message))
             return
         except Exception:
             log.exception("/%s failed in the console", kind.value)
             self.say(APOLOGY)
             return
         self.say(answer_text(answer))
-        await self.service.record(answer.entry)
+        self.service.record_soon(answer.entry)
 
     async def history(self) -> None:
-        requests = await self.service.run_io(
-            self.service.history.history, CONSOLE_MEMBER_ID, None, HISTORY_SHOWN
-        )
+        await self.service.settle()
+        try:
+            requests = await self.service.run_io(
+                self.service.history.history, CONSOLE_MEMBER_ID, None, HISTORY_SHOWN
+            )
+        except StorageError as error:
+            log.error("console history not read: %s", error)
+            self.say(HISTORY_FAILED)
+            return
         if not requests:
             self.say("You have no requests yet. Try /recommend or /similar!")
             return
         self.say("\n".join(_request_lines(number, r) for number, r in enumerate(requests, 1)))
+
+    async def _lines(self) -> AsyncIterator[str | None]:
+        """The input's lines, None for one past ``MAX_LINE``; read by a daemon thread.
+
+        A blocking read in the default executor would keep ``asyncio.run`` waiting after
+        Ctrl-C until the next line came; a daemon thread is simply left behind.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | EOFError | None] = asyncio.Queue()
+        room = threading.Semaphore(_READ_AHEAD)
+
+        def read() -> None:
+            try:
+                while line := self.stdin.readline(MAX_LINE + 1):
+                    if len(line) > MAX_LINE and not line.endswith("\n"):
+                        while (rest := self.stdin.readline(MAX_LINE)) and rest[-1] != "\n":
+                            pass
+                    room.acquire()
+                    loop.call_soon_threadsafe(
+                        queue.put_nowait, line if len(line) <= MAX_LINE else None
+                    )
+                room.acquire()
+                loop.call_soon_threadsafe(queue.put_nowait, EOFError())
+            except RuntimeError:  # the loop has closed: nobody is listening any more
+                return
+            except (OSError, ValueError) as error:  # closed input
+                log.error("console input ended: %s", error)
+                loop.call_soon_threadsafe(queue.put_nowait, EOFError())
+
+        threading.Thread(target=read, name="harmonya-console-input", daemon=True).start()
+        while not isinstance(item := await queue.get(), EOFError):
+            room.release()
+            yield item
 
     def say(self, text: str) -> None:
         print(text, file=self.stdout, flush=True)
@@ -135,32 +201,88 @@ def _request_lines(number: int, request: StoredRequest) -> str:
 
 
 def _split_count(text: str, maximum: int) -> tuple[list[str], int]:
-    words = shlex.split(text) if text else []
+    try:
+        words = shlex.split(text) if text else []
+    except ValueError:
+        raise BadInput("A quote is not closed; put a matching \" or ' after the text.") from None
+    counts = [word for word in words if word.startswith("count=")]
+    if len(counts) > 1:
+        raise BadInput("Give count= only once.")
     count = 10
-    for word in list(words):
-        if word.startswith("count="):
-            words.remove(word)
-            value = word.removeprefix("count=")
-            if not value.isdigit() or not 1 <= int(value) <= maximum:
-                raise BadInput(f"count must be a number from 1 to {maximum}.")
-            count = int(value)
+    for word in counts:
+        words.remove(word)
+        value = word.removeprefix("count=")
+        # isdigit() alone accepts "²", which int() refuses.
+        if not (value.isascii() and value.isdigit()) or not 1 <= int(value) <= maximum:
+            raise BadInput(f"count must be a number from 1 to {maximum}.")
+        count = int(value)
     return words, count
 
 
-def _source(words: Sequence[str]) -> Source:
-    """Track links, an existing file's path, and whatever is left as the playlist link."""
-    tracks, others, upload = [], [], None
+def _source(words: Sequence[str], max_bytes: int) -> Source:
+    """Track links, one playlist link and one existing file's path; anything else is refused.
+
+    Blocking (it reads the file): run it off the event loop.
+    """
+    tracks: list[str] = []
+    playlists: list[str] = []
+    upload = None
     for word in words:
-        if _is_track(word):
-            tracks.append(word)
-        elif upload is None and Path(word).is_file():
-            upload = Upload(Path(word).name, Path(word).read_bytes())
-        else:
-            others.append(word)
-    playlist = " ".join(others) or None
-    if not (playlist or tracks or upload):
+        if upload is None and not _is_track(word) and _is_file(word):
+            upload = _read_upload(Path(word), max_bytes)
+            continue
+        for piece in _SEPARATORS.split(word):
+            if not piece:
+                continue
+            if _is_track(piece):
+                tracks.append(piece)
+            else:
+                playlists.append(_playlist_link(piece))
+    if len(playlists) > 1:
+        raise BadInput("Give me one playlist link at a time.")
+    if not (playlists or tracks or upload):
         raise BadInput("Give me a playlist link, some track links or a playlist file.")
+    playlist = playlists[0] if playlists else None
     return Source(playlist=playlist, tracks=" ".join(tracks) or None, upload=upload)
+
+
+def _playlist_link(word: str) -> str:
+    """``word`` if it is a playlist link; otherwise BadInput saying what it is instead."""
+    shown = f'"{shorten(word, 60)}"'
+    try:
+        parse_playlist_ref(word)
+    except ShortLinkError:
+        return word
+    except LinkError as error:
+        if error.kind not in (None, "local", "short"):
+            raise BadInput(
+                f"That is a Spotify {error.kind} link, not a track or playlist link: {shown}"
+            ) from None
+        if "://" not in word and not word.lower().startswith("spotify:") and _looks_like_path(word):
+            raise BadInput(f"There is no such file: {shown}") from None
+        raise BadInput(f"That is not a track or playlist link, nor a file: {shown}") from None
+    return word
+
+
+def _looks_like_path(word: str) -> bool:
+    return "/" in word or "\\" in word or Path(word).suffix.lower() in (".csv", ".json", ".txt")
+
+
+def _is_file(word: str) -> bool:
+    try:
+        return Path(word).is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
+def _read_upload(path: Path, max_bytes: int) -> Upload:
+    try:
+        if path.stat().st_size > max_bytes:
+            raise BadInput(f"{path.name} is too large for a playlist export.")
+        with path.open("rb") as handle:
+            return Upload(path.name, handle.read(max_bytes + 1))
+    except OSError as error:
+        raise BadInput(f"{path.name} could not be read: {os_reason(error)}.") from None
 
 
 def _is_track(word: str) -> bool:
@@ -177,7 +299,9 @@ async def run_console(
     """Migrate the database, load the model, then answer commands until the input ends."""
     try:
         await service.run_io(upgrade_database, database_url)
+        await service.run_io(service.history.check_writable)
         await service.load_model(model_dir)
         await Console(service, stdin, stdout).run()
+        await service.drain(DRAIN_TIMEOUT)
     finally:
         await asyncio.get_running_loop().run_in_executor(None, service.close)

@@ -12,9 +12,10 @@ import asyncio
 import dataclasses
 import logging
 import re
+import threading
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ CHOICE_LIMIT = 100
 # A /similar answer drops the member's dislikes; this many spares are fetched for them at most.
 DISLIKE_SPARES = 200
 _LINK_SEPARATORS = re.compile(r"[\s,;]+")
+# History rows kept in memory after failed writes; past this the oldest are dropped.
+MAX_UNSAVED = 1000
 # Forget cooldown stamps once this many members are remembered (old ones have expired anyway).
 _COOLDOWN_PRUNE = 10_000
 
@@ -167,20 +170,34 @@ class ServiceLimits:
 class TrackNames:
     """The catalogue's names in memory, sorted for prefix search: autocomplete never waits.
 
-    Two sorted orders of catalogue rows (by track name and by artist) take 16 bytes a track;
-    a lookup is a binary search, so it stays fast with millions of tracks.
+    Only tracks with audio features are offered, since /similar can answer for no others.
+    Three sorted orders of those rows (by name, by artist, by "artist - name") and one of every
+    named row take 32 bytes a track; a lookup is a binary search, fast with millions of tracks.
     """
 
     def __init__(self, recommender: HybridRecommender) -> None:
         catalog = recommender.catalog
+        content = recommender.content
         self._catalog = catalog
-        self._popular = recommender.popular_rows[:AUTOCOMPLETE_LIMIT].tolist()
-        self._by_name = _sorted_rows(catalog.names)
-        self._by_artist = _sorted_rows(catalog.artists)
+        self._labels = [
+            f"{artist} - {name}" if name.strip() and artist.strip() else ""
+            for name, artist in zip(catalog.names, catalog.artists, strict=True)
+        ]
+
+        def knows(row: int) -> bool:
+            return content is not None and content.knows(row)
+
+        known = [row for row in range(len(catalog)) if knows(row)]
+        popular = recommender.popular_rows.tolist()
+        self._popular = [row for row in popular if knows(row)][:AUTOCOMPLETE_LIMIT]
+        self._by_name = _sorted_rows(catalog.names, known)
+        self._by_artist = _sorted_rows(catalog.artists, known)
+        self._by_label = _sorted_rows(self._labels, known)
+        self._all_by_name = _sorted_rows(catalog.names, range(len(catalog)))
 
     def suggest(self, text: str, limit: int = AUTOCOMPLETE_LIMIT) -> list[tuple[str, str]]:
         """Up to ``limit`` (label, track id) pairs for what the member has typed so far."""
-        query = " ".join(text.split()).lower()
+        query = _normal(text)
         rows: dict[int, None] = {}
         pasted = self._pasted_row(text)
         if pasted is not None:
@@ -188,20 +205,34 @@ class TrackNames:
         if not query:
             rows.update(dict.fromkeys(self._popular))
         else:
-            names, artists = self._catalog.names, self._catalog.artists
-            for order, column in ((self._by_name, names), (self._by_artist, artists)):
+            columns = (self._catalog.names, self._catalog.artists, self._labels)
+            orders = (self._by_name, self._by_artist, self._by_label)
+            for order, column in zip(orders, columns, strict=True):
                 rows.update(dict.fromkeys(_prefixed(order, column, query, limit)))
         return [(self.label(row), self._catalog.track_ids[row]) for row in list(rows)[:limit]]
 
     def resolve(self, text: str) -> str:
-        """The track id a /similar argument means: a link, an id, or a name from the list."""
+        """The track id a /similar argument means: a link, an id, or a name from the list.
+
+        A name may be the track's alone or "Artist - Name" as answers show it, in any case.
+        """
+        query = _normal(text)
+        if not query:
+            raise BadInput("Give me a track link or name.")
         pasted = self._pasted_row(text)
         if pasted is not None:
             return self._catalog.track_ids[pasted]
-        query = " ".join(text.split()).lower()
-        for row in _prefixed(self._by_name, self._catalog.names, query, AUTOCOMPLETE_LIMIT):
-            if self._catalog.names[row].lower() == query:
-                return self._catalog.track_ids[row]
+        names, labels = self._catalog.names, self._labels
+        for order, column in ((self._by_name, names), (self._by_label, labels)):
+            for row in _prefixed(order, column, query, AUTOCOMPLETE_LIMIT):
+                if _normal(column[row]) == query:
+                    return self._catalog.track_ids[row]
+        for row in _prefixed(self._all_by_name, names, query, AUTOCOMPLETE_LIMIT):
+            if _normal(names[row]) == query:
+                raise BadInput(
+                    "I have no audio features for that track, so I can't tell what sounds like "
+                    "it. Try /recommend with its link instead."
+                )
         try:
             parse_track_ref(text)
         except LinkError:
@@ -251,6 +282,11 @@ class RecommendService:
         self._idle.set()
         self._closing = False
         self._last_request: dict[int, float] = {}
+        self._parse_lock = threading.Lock()
+        # History rows whose write failed, retried before the next write; see ``record``.
+        self._unsaved: list[RequestEntry] = []
+        self._write_lock = asyncio.Lock()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def load_model(self, path: Path) -> None:
         """Load the bundle at ``path`` (once, at start-up) and index its names."""
@@ -300,12 +336,14 @@ class RecommendService:
             )
         disliked = await self._disliked(who.member_id)
         result, labels = await self._run(
-            self.model_lane, self._recommend_blocking, seeds.track_ids, count, disliked
+            self.model_lane, self._recommend_blocking, seeds.track_ids, count, disliked, seeds.name
         )
         if not result.items:
             raise BadInput("I have nothing to recommend for those tracks, sorry.")
         unknown = len(result.unknown)
-        counts = Counts(result.seeds - unknown, seeds.total, seeds.skipped, unknown, seeds.capped)
+        repeats = max(0, len(seeds.track_ids) - result.seeds)
+        used = result.seeds - unknown
+        counts = Counts(used, seeds.total, seeds.skipped, unknown, seeds.capped, repeats)
         title = f"Tracks for {seeds.name}" if seeds.name else "Tracks for you"
         entry = _entry(who, RequestKind.RECOMMEND, source.describe(), result, counts)
         return Answer(title, result, labels, counts, entry)
@@ -328,28 +366,80 @@ class RecommendService:
         return self.names.suggest(text) if self.names is not None else []
 
     async def record(self, entry: RequestEntry) -> None:
-        """Store a request's history row; a failure is logged, never raised."""
-        try:
-            await self._run(self.io, self.history.record_request, entry)
-        except StorageError as error:
-            log.error("history of member %d not stored: %s", entry.member_id, error)
-        except Exception:
-            log.exception("history of member %d not stored", entry.member_id)
+        """Store a request's history row; a failure is logged and the row kept to retry.
+
+        Rows kept from earlier failures are written first, so one successful write stores
+        them all; ``close`` tries them once more.
+        """
+        async with self._write_lock:
+            pending = [*self._unsaved, entry]
+            self._unsaved.clear()
+            for done, row in enumerate(pending):
+                try:
+                    await self._run(self.io, self.history.record_request, row)
+                except StorageError as error:
+                    self._keep_unsaved(pending[done:])
+                    log.error(
+                        "history of member %d not stored (%d rows kept to retry): %s",
+                        row.member_id,
+                        len(self._unsaved),
+                        error,
+                    )
+                    return
+                except Exception:
+                    log.exception("history of member %d not stored", row.member_id)
+
+    async def settle(self, *, forget: int | None = None) -> None:
+        """Wait for the history writes in progress; drop rows kept for member ``forget``."""
+        while self._writes:
+            await asyncio.wait(set(self._writes))
+        if forget is not None:
+            self._unsaved = [row for row in self._unsaved if row.member_id != forget]
+
+    def record_soon(self, entry: RequestEntry) -> None:
+        """``record`` in the background: a slow or locked database holds up no answer."""
+        task = asyncio.get_running_loop().create_task(self.record(entry))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
 
     async def drain(self, timeout: float) -> None:
         """Refuse new requests and wait up to ``timeout`` s for those in progress."""
         self._closing = True
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+                await self.settle()
         except TimeoutError:
-            log.warning("%d requests still in progress at shutdown", self._pending)
+            log.warning(
+                "%d requests and %d history writes still in progress at shutdown",
+                self._pending,
+                len(self._writes),
+            )
 
     def close(self) -> None:
-        """Stop the threads and close the database; call after ``drain``."""
+        """Stop the threads, store rows kept from failed writes, close the database.
+
+        Call after ``drain``.
+        """
         self._closing = True
         self.io.shutdown(wait=True, cancel_futures=True)
         self.model_lane.shutdown(wait=True, cancel_futures=True)
+        for done, row in enumerate(self._unsaved):
+            try:
+                self.history.record_request(row)
+            except StorageError as error:
+                left = len(self._unsaved) - done
+                log.error("%d history rows lost at shutdown: %s", left, error)
+                break
+        self._unsaved.clear()
         self.history.close()
+
+    def _keep_unsaved(self, rows: list[RequestEntry]) -> None:
+        self._unsaved.extend(rows)
+        if len(self._unsaved) > MAX_UNSAVED:
+            lost = len(self._unsaved) - MAX_UNSAVED
+            del self._unsaved[:lost]
+            log.error("history retry queue full: %d oldest rows dropped", lost)
 
     def _model(self) -> HybridRecommender:
         if self.recommender is None:
@@ -402,7 +492,10 @@ class RecommendService:
 
     def _read_upload(self, upload: Upload) -> Seeds:
         limit = self.limits.max_upload_bytes
-        playlist = parse_playlist_text(upload.content, upload.filename, max_bytes=limit)
+        # json.loads holds the GIL for up to ~0.3 s on a 5 MB file; one parse at a time keeps
+        # several big uploads from stalling the event loop for their sum.
+        with self._parse_lock:
+            playlist = parse_playlist_text(upload.content, upload.filename, max_bytes=limit)
         total = len(playlist.track_ids) + len(playlist.skipped)
         return Seeds(playlist.track_ids, total, len(playlist.skipped), name=playlist.name)
 
@@ -414,11 +507,12 @@ class RecommendService:
             return set()
 
     def _recommend_blocking(
-        self, track_ids: list[str], count: int, disliked: set[str]
+        self, track_ids: list[str], count: int, disliked: set[str], name: str | None = None
     ) -> tuple[RecommendationResult, dict[str, str]]:
         recommender = self._model()
         started = time.perf_counter()
-        result = recommender.recommend(track_ids, count, exclude=disliked)
+        # The playlist's name helps only when the model knows none of its tracks.
+        result = recommender.recommend(track_ids, count, exclude=disliked, title=name)
         log.debug("recommended %d for %d seeds in %.3f s", count, len(track_ids), _since(started))
         return result, _labels(recommender, [i.because for i in result.items if i.because])
 
@@ -485,8 +579,14 @@ def _entry(
     )
 
 
-def _sorted_rows(column: list[str]) -> npt.NDArray[np.int64]:
-    order = sorted(range(len(column)), key=lambda row: column[row].lower())
+def _normal(text: str) -> str:
+    """``text`` as names are compared: spaces collapsed, lower case."""
+    return " ".join(text.split()).lower()
+
+
+def _sorted_rows(column: list[str], rows: Iterable[int]) -> npt.NDArray[np.int64]:
+    """``rows`` whose ``column`` value is not blank, sorted by that value in lower case."""
+    order = sorted((row for row in rows if column[row].strip()), key=lambda r: column[r].lower())
     return np.asarray(order, dtype=np.int64)
 
 

@@ -16,11 +16,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 ENV_PREFIX = "HARMONYA_"
 # Never echoed back in an error; a database URL may carry a password.
 _SECRET_NAMES = {"DISCORD_TOKEN", "SPOTIFY_CLIENT_SECRET", ENV_PREFIX + "DATABASE_URL"}
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+# The databases the history store supports, and how to install a missing driver.
+_DRIVERS = {"sqlite": "rebuild Python with SQLite", "postgresql": "pip install psycopg[binary]"}
 
 
 class SettingsError(Exception):
@@ -60,6 +64,7 @@ class Settings(BaseSettings):
     def _looks_like_url(cls, value: str) -> str:
         if not _URL_SCHEME.match(value):
             raise ValueError("expected a URL such as sqlite:///harmonya.sqlite3")
+        _check_database(value)
         return value
 
     @model_validator(mode="after")
@@ -88,6 +93,8 @@ def load_settings(console: bool, *, env_file: str | Path | None = ".env") -> Set
         settings = Settings(_env_file=env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
         raise SettingsError(_describe(exc)) from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{env_file} is not UTF-8 text; save it as UTF-8") from None
 
     if not console and settings.discord_token is None:
         raise SettingsError(
@@ -112,6 +119,33 @@ def _describe(exc: ValidationError) -> str:
     message = error["msg"].removeprefix("Value error, ")
     shown = "" if name in _SECRET_NAMES else f" (got {error['input']!r})"
     return f"{name} is invalid: {message}{shown}"
+
+
+def _check_database(value: str) -> None:
+    """Refuse a URL the history store cannot use: another database, no driver, in memory."""
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise ValueError("it is not a database URL such as sqlite:///harmonya.sqlite3") from None
+    backend = url.get_backend_name()
+    if backend not in _DRIVERS:
+        raise ValueError(f"{backend} is not supported; use sqlite:///<file> or postgresql://...")
+    if backend == "sqlite" and _in_memory(url):
+        raise ValueError(
+            "an in-memory SQLite database loses the history at every restart; "
+            "give a file, e.g. sqlite:///harmonya.sqlite3"
+        )
+    try:
+        url.get_dialect().import_dbapi()
+    except (ImportError, NoSuchModuleError):
+        hint = _DRIVERS[backend]
+        raise ValueError(f"the {url.get_driver_name()} driver is not installed ({hint})") from None
+
+
+def _in_memory(url: URL) -> bool:
+    database = url.database or ""
+    memory = url.query.get("mode") == "memory"
+    return database in ("", ":memory:") or database.startswith("file::memory:") or memory
 
 
 def _mask_password(url: str) -> str:

@@ -46,6 +46,8 @@ from recommender.content import (
     FeatureScaler,
 )
 from recommender.hybrid import FusionSettings, HybridRecommender
+from recommender.rerank import Reranker
+from recommender.titles import TitleIndex
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +188,8 @@ def _write_parts(
     (directory / "scaler.json").write_text(json.dumps(scaler.to_dict(), indent=2) + "\n")
     content = recommender.content.save(directory) if recommender.content else None
     collab = recommender.collab.save(directory) if recommender.collab else None
+    titles = recommender.titles.save(directory) if recommender.titles else None
+    rerank = recommender.reranker.save(directory) if recommender.reranker else None
     files = {
         path.name: {"bytes": path.stat().st_size, "sha256": _sha256(path)}
         for path in sorted(directory.iterdir())
@@ -204,6 +208,8 @@ def _write_parts(
         },
         "content": content,
         "collaborative": collab,
+        "titles": titles,
+        "rerank": rerank,
         "fusion": asdict(recommender.fusion),
         "training": training,
         "files": files,
@@ -289,11 +295,11 @@ def read_manifest(directory: Path) -> dict[str, Any]:
 def _referenced_files(manifest: dict[str, Any]) -> set[str]:
     names = {manifest["catalog"].get("file"), manifest["popularity"].get("file")}
     names.add(manifest["features"].get("scaler"))
-    for section in ("content", "collaborative"):
+    for section in ("content", "collaborative", "titles", "rerank"):
         entry = manifest.get(section)
         if entry:
             names.update((entry.get("index"), entry.get("arrays")))
-    return {str(name) for name in names}
+    return {str(name) for name in names if name}
 
 
 def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
@@ -364,6 +370,10 @@ def load_bundle(path: Path, *, verify: bool = True) -> tuple[HybridRecommender, 
         content = ContentTower.load(directory, entry, len(catalog)) if entry else None
         entry = manifest.get("collaborative")
         collab = CollabModel.load(directory, entry, len(catalog)) if entry else None
+        entry = manifest.get("titles")  # absent from bundles made before titles were used
+        titles = TitleIndex.load(directory, entry, len(catalog)) if entry else None
+        entry = manifest.get("rerank")
+        reranker = Reranker.load(directory, entry, len(catalog)) if entry else None
         fusion = FusionSettings(**manifest.get("fusion", {}))
     except BundleError:
         raise
@@ -375,7 +385,8 @@ def load_bundle(path: Path, *, verify: bool = True) -> tuple[HybridRecommender, 
         len(catalog),
         time.perf_counter() - started,
     )
-    return HybridRecommender(catalog, collab, content, popular, fusion), manifest
+    recommender = HybridRecommender(catalog, collab, content, popular, fusion, titles, reranker)
+    return recommender, manifest
 
 
 def load_scaler(path: Path) -> FeatureScaler:

@@ -17,6 +17,7 @@ import click
 from click.exceptions import NoArgsIsHelpError
 from tqdm import tqdm
 
+from recommender.baselines import MissingDependencyError
 from recommender.bundle import (
     CURRENT,
     MANIFEST,
@@ -35,14 +36,15 @@ from recommender.train import TrainSettings, train_from_directory
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(os.environ.get("HARMONYA_MODEL_DIR", "models/default"))
-DEFAULT_DATA = Path(os.environ.get("HARMONYA_DATA_DIR", "../shared/data/raw"))
+DEFAULT_MODEL: Path = Path(os.environ.get("HARMONYA_MODEL_DIR", "models/default"))
+DEFAULT_DATA: Path = Path(os.environ.get("HARMONYA_DATA_DIR", "../shared/data/raw"))
 CHALLENGE_LENGTH = 500
 MPD_HELP = (
     "Get the Million Playlist Dataset from AIcrowd (the 'Spotify Million Playlist Dataset "
     "Challenge' page), unpack it, and pass its data folder: harmonya train --data PATH/data"
 )
 EXPECTED_ERRORS = (
+    MissingDependencyError,
     BundleError,
     DataError,
     LinkError,
@@ -248,7 +250,9 @@ def _run_challenge(recommender: HybridRecommender, challenge: Path, out: Path) -
     unknown = seeds = 0
     for playlist in tqdm(playlists, desc="challenge", unit="playlist", file=sys.stderr):
         seed_ids = [uri.rsplit(":", 1)[-1] for uri in playlist.seed_uris]
-        result = recommender.recommend(seed_ids, CHALLENGE_LENGTH, explain=False)
+        result = recommender.recommend(
+            seed_ids, CHALLENGE_LENGTH, explain=False, title=playlist.name
+        )
         unknown += len(result.unknown)
         seeds += result.seeds
         uris = [item.uri for item in result.items]
@@ -368,3 +372,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# Registered last: the command module reuses this one's helpers.
+from recommender.cli_evaluate import evaluate  # noqa: E402
+
+cli.add_command(evaluate)

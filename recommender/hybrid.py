@@ -25,6 +25,8 @@ import numpy.typing as npt
 from recommender.catalog import TrackCatalog
 from recommender.collab import CollabModel
 from recommender.content import ContentTower
+from recommender.rerank import FEATURES, Reranker, artist_share
+from recommender.titles import TitleIndex
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,9 @@ POPULARITY = "popularity"
 # The content tower's second list: sound-alikes the collaborative tower never saw, scored
 # by sound alone, so new tracks are not always outranked by ones already on many playlists.
 COLD_START = "cold_start"
+# Tracks that playlists named like this one hold (recommender/titles.py), when the
+# collaborative tower knows none of the seeds.
+TITLE = "title"
 METHODS = ("hybrid", COLLABORATIVE, CONTENT, POPULARITY)
 
 
@@ -46,6 +51,7 @@ class FusionSettings:
     content_damping: float = 0.0
     popularity_weight: float = 0.3
     cold_weight: float = 0.0  # bench/quality.py: any weight that surfaces cold tracks costs recall
+    title_weight: float = 1.0
     extra_candidates: int = 50
     # Each tower is searched at least this deep whatever top_k is, so the first ten answers
     # of a top_k=10 request are the first ten of a top_k=100 one.
@@ -57,6 +63,7 @@ class FusionSettings:
             self.content_damping,
             self.popularity_weight,
             self.cold_weight,
+            self.title_weight,
         )
         if not all(isinstance(w, int | float) and math.isfinite(w) and w >= 0 for w in weights):
             raise ValueError("fusion weights must be finite numbers >= 0")
@@ -136,8 +143,12 @@ class HybridRecommender:
         content: ContentTower | None,
         popular_rows: npt.NDArray[np.int64],
         fusion: FusionSettings | None = None,
+        titles: TitleIndex | None = None,
+        reranker: Reranker | None = None,
     ) -> None:
         self.catalog = catalog
+        self.titles = titles
+        self.reranker = reranker
         self.collab = collab
         self.content = content
         self.popular_rows = np.asarray(popular_rows, dtype=np.int64)
@@ -152,7 +163,7 @@ class HybridRecommender:
     def weights(self, seeds: int, collab_known: int, content_known: int) -> dict[str, float]:
         """Fusion weights for a playlist of ``seeds`` tracks, of which the towers know some."""
         if seeds == 0:
-            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0, TITLE: 0.0}
         collab = (collab_known / seeds) * collab_known / (collab_known + 1.0)
         content_share = content_known / seeds
         content = (
@@ -163,7 +174,13 @@ class HybridRecommender:
         # of gets popular tracks ranked beside the sound-alikes, not sound-alikes alone.
         popularity = self.fusion.popularity_weight if collab_known == 0 else 0.0
         cold = self.fusion.cold_weight * content_share
-        return {COLLABORATIVE: collab, CONTENT: content, POPULARITY: popularity, COLD_START: cold}
+        return {
+            COLLABORATIVE: collab,
+            CONTENT: content,
+            POPULARITY: popularity,
+            COLD_START: cold,
+            TITLE: 0.0,
+        }
 
     def rank_rows(
         self,
@@ -173,11 +190,15 @@ class HybridRecommender:
         method: str = "hybrid",
         exclude_rows: Iterable[int] = (),
         weights: dict[str, float] | None = None,
+        title: str | None = None,
+        rerank: bool = True,
     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], list[tuple[str, ...]]]:
         """Catalogue rows for seed rows (s,): rows (k,), fused scores (k,), sources per row.
 
         ``weights`` overrides the hybrid's own (computed from ``seed_rows`` alone); a caller
-        that also holds seeds outside the catalogue passes weights that count them.
+        that also holds seeds outside the catalogue passes weights that count them. The
+        playlist's ``title`` is used when the collaborative tower knows none of the seeds.
+        With a re-ranker (and ``rerank``), the hybrid's first candidates are re-ordered by it.
         """
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
@@ -186,44 +207,157 @@ class HybridRecommender:
         _check_top_k(top_k)
         # The towers drop seeds themselves; only the other exclusions need spare candidates.
         excluded = len(banned) - len(set(seed_rows.tolist()))
-        want = max(top_k, self.fusion.min_depth) + excluded + self.fusion.extra_candidates
-        scores: dict[int, float] = {}
-        sources: dict[int, list[str]] = {}
+        reranker = self.reranker if rerank and method == "hybrid" else None
+        depth = max(top_k, self.fusion.min_depth, reranker.settings.candidates if reranker else 0)
         if weights is None or method != "hybrid":
             weights = self._request_weights(seed_rows, method)
-        for key, source, rows in self._tower_candidates(seed_rows, want, weights):
+        if method == "hybrid":
+            weights = self._with_title(weights, title)
+        ranked, scores, sources, ranks = self._first_stage(
+            seed_rows, depth + excluded, weights, banned, title
+        )
+        if reranker is not None:
+            head = np.asarray(ranked[: reranker.settings.candidates], dtype=np.int64)
+            if len(head) > 1:
+                order = reranker.order(self.candidate_features(seed_rows, head, ranks))
+                ranked = [int(r) for r in head[order]] + ranked[len(head) :]
+        ranked = ranked[:top_k]
+        rows_out = np.asarray(ranked, dtype=np.int64)
+        fused = np.asarray([scores.get(r, 0.0) for r in ranked], dtype=np.float64)
+        return rows_out, fused, [tuple(sources[r]) for r in ranked]
+
+    def _first_stage(
+        self,
+        seed_rows: npt.NDArray[np.int64],
+        depth: int,
+        weights: dict[str, float],
+        banned: set[int],
+        title: str | None,
+    ) -> tuple[list[int], dict[int, float], dict[int, list[str]], dict[str, dict[int, int]]]:
+        """Fused ranking of ``depth`` rows (popular ones fill it), fused scores, sources, and
+        each list's rank of the rows it holds."""
+        want = depth + self.fusion.extra_candidates
+        scores: dict[int, float] = {}
+        ranks: dict[str, dict[int, int]] = {}
+        sources: dict[int, list[str]] = {}
+        for key, source, rows in self._tower_candidates(seed_rows, want, weights, title):
             rank = 0
             for row in rows.tolist():
                 if row in banned:
                     continue
                 rank += 1
+                ranks.setdefault(key, {}).setdefault(row, rank)
                 scores[row] = scores.get(row, 0.0) + weights[key] / (self.fusion.rank_offset + rank)
                 shown = sources.setdefault(row, [])
                 if source not in shown:
                     shown.append(source)
-        ranked = sorted(scores, key=lambda r: (-scores[r], r))[:top_k]
-        self._fill_with_popular(ranked, sources, banned, top_k)
-        rows_out = np.asarray(ranked, dtype=np.int64)
-        fused = np.asarray([scores.get(r, 0.0) for r in ranked], dtype=np.float64)
-        return rows_out, fused, [tuple(sources[r]) for r in ranked]
+        ranked = sorted(scores, key=lambda r: (-scores[r], r))[:depth]
+        self._fill_with_popular(ranked, sources, banned, depth)
+        return ranked, scores, sources, ranks
+
+    def rerank_candidates(
+        self, seed_rows: npt.NDArray[np.int64], title: str | None = None
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+        """The candidates a re-ranker would order for these seeds, and their features.
+
+        Used to teach the re-ranker; needs ``self.reranker`` for its settings and
+        co-occurrence counts (its booster is not used).
+        """
+        assert self.reranker is not None
+        seed_rows = np.unique(np.asarray(seed_rows, dtype=np.int64))
+        weights = self._with_title(self._request_weights(seed_rows, "hybrid"), title)
+        depth = self.reranker.settings.candidates
+        ranked, _, _, ranks = self._first_stage(
+            seed_rows, depth, weights, set(seed_rows.tolist()), title
+        )
+        head = np.asarray(ranked, dtype=np.int64)
+        return head, self.candidate_features(seed_rows, head, ranks)
+
+    def candidate_features(
+        self,
+        seed_rows: npt.NDArray[np.int64],
+        rows: npt.NDArray[np.int64],
+        ranks: dict[str, dict[int, int]],
+    ) -> npt.NDArray[np.float64]:
+        """The re-ranker's features (rows, len(FEATURES)) of candidates in fused order.
+
+        A value that does not apply (a tower's rank for a track it did not list, the
+        collaborative score of a track it never saw) is NaN, which the booster handles.
+        """
+        assert self.reranker is not None
+        seeds = np.unique(np.asarray(seed_rows, dtype=np.int64))
+        n = len(rows)
+        table = np.full((n, len(FEATURES)), np.nan)
+        column = {name: number for number, name in enumerate(FEATURES)}
+        table[:, column["fused_rank"]] = np.arange(n)
+        for key, name in (
+            (COLLABORATIVE, "collab_rank"),
+            (CONTENT, "content_rank"),
+            (TITLE, "title_rank"),
+        ):
+            listed = ranks.get(key, {})
+            table[:, column[name]] = [listed.get(int(r), np.nan) for r in rows]
+        collab_known = 0
+        if self.collab is not None:
+            positions = self.collab.position[rows]
+            known = positions >= 0
+            table[:, column["candidate_known"]] = known
+            collab_known = int((self.collab.position[seeds] >= 0).sum()) if len(seeds) else 0
+            query = self.collab.query_vector(seeds) if len(seeds) else None
+            if query is not None and known.any():
+                table[known, column["collab_score"]] = (
+                    self.collab.vectors[positions[known]] @ query / self.collab.settings.temperature
+                )
+        if self.content is not None:
+            positions = self.content.position[rows]
+            has = positions >= 0
+            table[:, column["candidate_has_features"]] = has
+            seed_positions = self.content.position[seeds] if len(seeds) else seeds
+            seed_positions = seed_positions[seed_positions >= 0]
+            if len(seed_positions) and has.any():
+                step = max(1, -(-len(seed_positions) // 256))
+                density = self.content._density(
+                    self.content.vectors[positions[has]],
+                    self.content.vectors[seed_positions[::step]],
+                )
+                table[has, column["content_density"]] = np.log(density + 1e-12)
+        cooccurrence = self.reranker.cooccurrence
+        table[:, column["popularity"]] = np.log1p(cooccurrence.counts[rows])
+        table[:, column["cooccurrence"]] = cooccurrence.scores(seeds, rows)
+        table[:, column["artist_share"]] = artist_share(self.catalog.artists, seeds, rows)
+        table[:, column["seeds"]] = np.log1p(len(seeds))
+        table[:, column["collab_known_share"]] = collab_known / max(len(seeds), 1)
+        return table
+
+    def _with_title(self, weights: dict[str, float], title: str | None) -> dict[str, float]:
+        """The title list joins when there is a title and the collaborative tower knows no seed."""
+        if title and self.titles is not None and not weights.get(COLLABORATIVE):
+            return {**weights, TITLE: weights.get(TITLE) or self.fusion.title_weight}
+        return weights
 
     def _request_weights(self, seed_rows: npt.NDArray[np.int64], method: str) -> dict[str, float]:
         if method == COLLABORATIVE:
-            return {COLLABORATIVE: 1.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0}
+            return {COLLABORATIVE: 1.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0, TITLE: 0.0}
         if method == CONTENT:
-            return {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0, COLD_START: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 1.0, POPULARITY: 0.0, COLD_START: 0.0, TITLE: 0.0}
         if method == POPULARITY:
-            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0}
+            return {COLLABORATIVE: 0.0, CONTENT: 0.0, POPULARITY: 0.0, COLD_START: 0.0, TITLE: 0.0}
         unique = np.unique(seed_rows)
         collab_known = int(sum(self.collab.knows(int(r)) for r in unique)) if self.collab else 0
         content_known = int(sum(self.content.knows(int(r)) for r in unique)) if self.content else 0
         return self.weights(len(unique), collab_known, content_known)
 
     def _tower_candidates(
-        self, seed_rows: npt.NDArray[np.int64], want: int, weights: dict[str, float]
+        self,
+        seed_rows: npt.NDArray[np.int64],
+        want: int,
+        weights: dict[str, float],
+        title: str | None = None,
     ) -> list[tuple[str, str, npt.NDArray[np.int64]]]:
         """(weight key, source shown to users, ranked rows) for each list that has weight."""
         found: list[tuple[str, str, npt.NDArray[np.int64]]] = []
+        if self.titles is not None and title and weights.get(TITLE, 0.0) > 0:
+            found.append((TITLE, TITLE, self.titles.recommend(title, want)))
         if self.collab is not None and weights[COLLABORATIVE] > 0:
             rows = self.collab.recommend(seed_rows, want)[0]
             found.append((COLLABORATIVE, COLLABORATIVE, rows))
@@ -259,11 +393,14 @@ class HybridRecommender:
         exclude: Iterable[str] = (),
         method: str = "hybrid",
         explain: bool = True,
+        title: str | None = None,
+        rerank: bool = True,
     ) -> RecommendationResult:
         """Recommend ``top_k`` tracks for a playlist given as 22-character track ids.
 
         Unknown ids are counted in ``unknown``, never an error; an empty or all-unknown
-        playlist gets the most popular tracks. Seeds and ``exclude`` are never returned.
+        playlist gets what playlists with the same ``title`` hold, if any, and the most
+        popular tracks. Seeds and ``exclude`` are never returned.
         """
         _check_ids(track_ids, "track_ids")
         _check_ids(exclude, "exclude")
@@ -278,6 +415,8 @@ class HybridRecommender:
             if method == "hybrid"
             else self._request_weights(seed_rows, method)
         )
+        if method == "hybrid":
+            weights = self._with_title(weights, title)
         unknown_to_both = unknown + [
             self.catalog.track_ids[int(r)]
             for r in seed_rows
@@ -285,7 +424,13 @@ class HybridRecommender:
             and not (self.content and self.content.knows(int(r)))
         ]
         rows, scores, sources = self.rank_rows(
-            seed_rows, top_k, method=method, exclude_rows=exclude_rows.tolist(), weights=weights
+            seed_rows,
+            top_k,
+            method=method,
+            exclude_rows=exclude_rows.tolist(),
+            weights=weights,
+            title=title,
+            rerank=rerank,
         )
         reasons = self._reasons(seed_rows, rows, sources) if explain else [None] * len(rows)
         items = [

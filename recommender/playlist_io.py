@@ -36,9 +36,12 @@ _SAMPLE_ROWS = 50
 # Blank and "#" comment lines above a CSV header, such as "# exported by Exportify, 2024".
 _PREAMBLE_RE = re.compile(r"(?:[ \t]*(?:#[^\r\n]*)?(?:\r\n|\r|\n|\Z))*")
 _LINE_BREAK_RE = re.compile(r"\r\n?|\n")
+# Control bytes no text export holds (tab, line breaks and form feed are allowed).
+_BINARY_RE = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f]")
 
-# (line, row or list position; the value to read; the raw text to report if it is skipped)
-_Entry = tuple[int, object, str]
+# (line, row or list position; the value to read; the raw text to report if it is skipped,
+# None for a JSON item, whose text is made only if it is skipped)
+_Entry = tuple[int, object, str | None]
 
 
 class PlaylistFileError(ValueError):
@@ -98,7 +101,11 @@ def parse_playlist_text(
     if not text.strip():
         raise PlaylistFileError("the file is empty")
 
-    entries, name = _read_entries(text, filename)
+    # Reading stops one entry past the limit: a huge file is refused without building it all.
+    try:
+        entries, name = _read_entries(text, filename, max_entries + 1)
+    except csv.Error as exc:
+        raise PlaylistFileError("the CSV file is malformed (a field or line is too long)") from exc
     if len(entries) > max_entries:
         raise PlaylistFileError(f"the file has more than {max_entries:,} entries")
     playlist = _collect(entries, name)
@@ -122,14 +129,24 @@ def _size(n_bytes: int) -> str:
 
 def _decode(data: bytes) -> str:
     # Excel's "Unicode text" export is UTF-16 with a byte order mark.
-    encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8"
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise PlaylistFileError("the file is not UTF-16 text") from exc
     try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        raise PlaylistFileError("the file is not UTF-8 text") from exc
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    # Links are ASCII, so a Windows (cp1252) or Latin-1 export is read for its links; binary
+    # data is refused.
+    if _BINARY_RE.search(data):
+        raise PlaylistFileError("the file is not UTF-8 text")
+    return data.decode("latin-1")
 
 
-def _read_entries(text: str, filename: str) -> tuple[list[_Entry], str | None]:
+def _read_entries(text: str, filename: str, limit: int) -> tuple[list[_Entry], str | None]:
+    """The file's entries, at most ``limit`` of them, and the playlist's name if it has one."""
     if text.lstrip()[0] in "[{":
         try:
             data = json.loads(text)
@@ -138,10 +155,10 @@ def _read_entries(text: str, filename: str) -> tuple[list[_Entry], str | None]:
             if not _has_track_line(text):
                 raise PlaylistFileError("the file looks like JSON but is not valid JSON") from exc
         else:
-            return _json_entries(data)
+            return _json_entries(data, limit)
     if _looks_like_csv(text, filename):
-        return _csv_entries(text), None
-    return _line_entries(text), None
+        return _csv_entries(text, limit), None
+    return _line_entries(text, limit), None
 
 
 def _looks_like_csv(text: str, filename: str) -> bool:
@@ -176,41 +193,48 @@ def _has_track_line(text: str) -> bool:
     return any(_is_track(line) for line in itertools.islice(content, _SAMPLE_ROWS + 1))
 
 
-def _line_entries(text: str) -> list[_Entry]:
+def _line_entries(text: str, limit: int) -> list[_Entry]:
     entries: list[_Entry] = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if stripped and not stripped.startswith("#"):
             entries.append((number, stripped, stripped))
+            if len(entries) >= limit:
+                break
     return entries
 
 
-def _csv_entries(text: str) -> list[_Entry]:
+def _csv_entries(text: str, limit: int) -> list[_Entry]:
     match = _PREAMBLE_RE.match(text)
     preamble = match.group() if match else ""
     body = text[len(preamble) :]
     if not body:
         return []
-    delimiter = _pick_delimiter(body.splitlines()[0])
-    rows = _csv_rows(body, delimiter, len(_LINE_BREAK_RE.findall(preamble)))
+    delimiter = _pick_delimiter(_LINE_BREAK_RE.split(body, maxsplit=1)[0])
+    # One row more than the limit, in case the first is a header.
+    rows = _csv_rows(body, delimiter, len(_LINE_BREAK_RE.findall(preamble)), limit + 1)
     if not rows:
         return []
 
     column, has_header = _find_column([row for _, row in rows[: _SAMPLE_ROWS + 1]])
     return [
         (number, row[column].strip() if column < len(row) else "", delimiter.join(row))
-        for number, row in rows[1 if has_header else 0 :]
+        for number, row in rows[1 if has_header else 0 :][:limit]
     ]
 
 
-def _csv_rows(body: str, delimiter: str, lines_before: int) -> list[tuple[int, list[str]]]:
-    """Return (line number in the file, cells) for each row of `body` that is not blank."""
+def _csv_rows(
+    body: str, delimiter: str, lines_before: int, limit: int
+) -> list[tuple[int, list[str]]]:
+    """Return (line number in the file, cells) for the first `limit` rows that are not blank."""
     reader = csv.reader(io.StringIO(body, newline=""), delimiter=delimiter)
     rows: list[tuple[int, list[str]]] = []
     try:
         for row in reader:
             if any(cell.strip() for cell in row):
                 rows.append((lines_before + reader.line_num, row))
+                if len(rows) >= limit:
+                    break
     except csv.Error as exc:
         line = lines_before + reader.line_num
         raise PlaylistFileError(f"the CSV file is malformed near line {line}") from exc
@@ -266,14 +290,15 @@ def _header_column(header: list[str]) -> int | None:
     return None
 
 
-def _json_entries(data: object) -> tuple[list[_Entry], str | None]:
+def _json_entries(data: object, limit: int) -> tuple[list[_Entry], str | None]:
     name = None
     if isinstance(data, dict):
         name = data.get("name") if isinstance(data.get("name"), str) else None
         data = _json_track_list(data)
     if not isinstance(data, list):
         raise PlaylistFileError("the JSON file has no list of tracks")
-    return [(number, item, _json_raw(item)) for number, item in enumerate(data, start=1)], name
+    first = data[:limit]
+    return [(number, item, None) for number, item in enumerate(first, start=1)], name
 
 
 def _json_track_list(data: dict[str, Any]) -> object:
@@ -331,7 +356,8 @@ def _collect(entries: list[_Entry], name: str | None) -> PlaylistInput:
         try:
             track_id = parse_track_ref(_entry_ref(value))
         except LinkError as exc:
-            skipped.append((number, raw[:_RAW_LIMIT], _SKIP_REASONS.get(exc.kind or "", str(exc))))
+            text = _json_raw(value) if raw is None else raw
+            skipped.append((number, text[:_RAW_LIMIT], _SKIP_REASONS.get(exc.kind or "", str(exc))))
             continue
         if track_id not in seen:
             seen.add(track_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,10 @@ from recommender.content import ContentTower, FeatureScaler
 from recommender.data import DataError, Interactions, fingerprint_files, read_interactions
 from recommender.features import FeatureTable, find_feature_files, read_feature_tables
 from recommender.hybrid import FusionSettings, HybridRecommender
+from recommender.rerank import CoOccurrence, Reranker, RerankSettings, fit_ranker
+from recommender.split import SCENARIOS
+from recommender.split import hold as hold_playlist
+from recommender.titles import TitleIndex
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,7 @@ class TrainSettings:
     content_trees: int = 20
     content_prior: float = 2.0
     seed: int = 0
+    rerank: RerankSettings | None = field(default_factory=RerankSettings)
 
 
 @dataclass
@@ -98,7 +103,94 @@ def train_model(
     *,
     progress: Progress | None = None,
 ) -> TrainedModel:
-    """Train both towers on already-read data (the evaluation split calls this directly)."""
+    """Train the towers, and the re-ranker when ``settings.rerank`` is set.
+
+    The re-ranker must learn from tower scores that behave like those of a playlist the
+    towers never saw, so a first model is trained without ``rerank.playlists`` playlists,
+    the ranker learns on those, and the model served is then trained on everything (the
+    evaluation split calls this directly).
+    """
+    if settings.rerank is None or interactions.n_playlists < 2 * settings.rerank.playlists:
+        if settings.rerank is not None:
+            _say(progress, "too few playlists to teach a re-ranker; the fusion ranks alone")
+        return _first_stage(interactions, features, settings, progress)
+    started = time.perf_counter()
+    rerank = settings.rerank
+    plain = replace(settings, rerank=None)
+    held, rest = _ranker_playlists(interactions, rerank)
+    _say(progress, f"re-ranker: first model on {len(rest):,} playlists, {len(held):,} held out")
+    stage = _first_stage(interactions.subset(rest), features, plain, progress)
+    stage_cooccurrence = CoOccurrence.build(
+        interactions.subset(rest), len(stage.recommender.catalog)
+    )
+    stage.recommender.reranker = Reranker(None, stage_cooccurrence, rerank)
+    table, labels, groups = _ranker_examples(stage.recommender, interactions, held, rerank)
+    _say(progress, f"re-ranker: {len(groups):,} playlists, {int(labels.sum()):,} positives")
+    booster = fit_ranker(table, labels, groups, rerank)
+    del stage
+    trained = _first_stage(interactions, features, plain, progress)
+    cooccurrence = CoOccurrence.build(interactions, len(trained.recommender.catalog))
+    trained.recommender.reranker = Reranker(booster, cooccurrence, rerank)
+    trained.training["settings"] = asdict(settings)
+    trained.training["rerank"] = {
+        "playlists": len(groups),
+        "positives": int(labels.sum()),
+        "candidates": len(labels),
+    }
+    trained.training["seconds"] = round(time.perf_counter() - started, 1)
+    return trained
+
+
+def _ranker_playlists(
+    interactions: Interactions, settings: RerankSettings
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Rows held out to teach the ranker (playlists of 10+ tracks), and the rest."""
+    rng = np.random.default_rng(settings.seed)
+    lengths = np.diff(interactions.indptr)
+    eligible = np.flatnonzero(lengths >= 10)
+    held = np.sort(rng.choice(eligible, size=min(settings.playlists, len(eligible)), replace=False))
+    return held, np.setdiff1d(np.arange(interactions.n_playlists), held)
+
+
+def _ranker_examples(
+    recommender: HybridRecommender,
+    interactions: Interactions,
+    held: npt.NDArray[np.int64],
+    settings: RerankSettings,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32], list[int]]:
+    """Each held playlist, cut like one of the challenge's scenarios its length allows."""
+    rng = np.random.default_rng(settings.seed + 1)
+    tables: list[npt.NDArray[np.float64]] = []
+    labels: list[npt.NDArray[np.int32]] = []
+    groups: list[int] = []
+    lengths = np.diff(interactions.indptr)
+    for row in held.tolist():
+        fitting = [s for s in SCENARIOS if s.min_length <= lengths[row]]
+        scenario = fitting[int(rng.integers(len(fitting)))]
+        playlist = hold_playlist(interactions, row, scenario, rng)
+        seed_rows, _ = recommender.catalog.indices(playlist.seeds)
+        candidates, table = recommender.rerank_candidates(seed_rows, playlist.name)
+        hidden = set(playlist.hidden)
+        label = np.asarray(
+            [recommender.catalog.track_ids[int(r)] in hidden for r in candidates], dtype=np.int32
+        )
+        if len(candidates) < 2 or not label.any():
+            continue  # nothing to learn from a list with no hit
+        tables.append(table)
+        labels.append(label)
+        groups.append(len(candidates))
+    if not groups:
+        raise DataError("no held playlist had a hidden track among its candidates")
+    return np.concatenate(tables), np.concatenate(labels), groups
+
+
+def _first_stage(
+    interactions: Interactions,
+    features: FeatureTable,
+    settings: TrainSettings,
+    progress: Progress | None,
+) -> TrainedModel:
+    """The towers, the titles and the fusion rule: everything but the re-ranker."""
     started = time.perf_counter()
     catalog = build_catalog(interactions, features)
     _say(progress, f"catalogue: {len(catalog):,} tracks ({len(features):,} with audio features)")
@@ -114,7 +206,9 @@ def train_model(
     )
     _say(progress, f"collaborative tower: {report.items:,} tracks in {report.seconds:.0f} s")
     popular = popularity(interactions)
-    recommender = HybridRecommender(catalog, collab, content, popular, settings.fusion)
+    titles = TitleIndex.build(interactions)
+    _say(progress, f"titles: {len(titles):,} playlist names")
+    recommender = HybridRecommender(catalog, collab, content, popular, settings.fusion, titles)
     training = {
         "settings": asdict(settings),
         "playlists": interactions.n_playlists,

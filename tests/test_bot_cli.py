@@ -36,6 +36,9 @@ def test_db_upgrade_creates_every_table(tmp_path: Path) -> None:
     with sqlite3.connect(database) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
     assert {"members", "requests", "recommended_tracks", "feedback"} <= tables
+    assert done.stdout.startswith("created the database at revision ")
+    again = harmonya("db", "upgrade", cwd=tmp_path, HARMONYA_DATABASE_URL=f"sqlite:///{database}")
+    assert again.stdout.startswith("database is up to date (revision ")
 
 
 @pytest.mark.parametrize(
@@ -43,6 +46,8 @@ def test_db_upgrade_creates_every_table(tmp_path: Path) -> None:
     [
         ({"HARMONYA_DATABASE_URL": "sqlite:////no/such/dir/x.db"}, "cannot upgrade the database"),
         ({"HARMONYA_DATABASE_URL": "notaurl"}, "HARMONYA_DATABASE_URL is invalid"),
+        ({"HARMONYA_DATABASE_URL": "foo://bar"}, "foo is not supported"),
+        ({"HARMONYA_DATABASE_URL": "sqlite://"}, "in-memory SQLite database"),
         ({"HARMONYA_PLAYLIST_CAP": "many"}, "HARMONYA_PLAYLIST_CAP is invalid"),
     ],
 )

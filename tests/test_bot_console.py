@@ -9,16 +9,25 @@ neighbours only.
 
 from __future__ import annotations
 
+import io
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from test_bot import Model, model  # noqa: F401 (model is a fixture, used by name)
 
+from bot.cogs.recommend import APOLOGY
+from bot.console import CONSOLE_MEMBER_ID, Console, run_console
+from bot.service import RecommendService
+from bot.storage import HistoryStore, RequestStatus
+
 ENTRY = "from bot.cli import main; main()"
+ALBUM = "https://open.spotify.com/album/4aawyAB9vmqN3uQ7FjRGTy"
 LINE = re.compile(r"^(\d+)\. .*https://open\.spotify\.com/track/([0-9A-Za-z]{22})$")
 
 
@@ -91,3 +100,105 @@ def test_console_needs_no_token_and_ends_cleanly_on_empty_input(
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("HarmonYa console")
+
+
+async def typed_into_console(model: Model, url: str, typed: str) -> str:
+    """What the console prints for ``typed``, run in this process against ``url``."""
+    service = RecommendService(HistoryStore.from_url(url), None)
+    out = io.StringIO()
+    await run_console(service, model.root, url, io.StringIO(typed), out)
+    return out.getvalue()
+
+
+@pytest.mark.asyncio
+async def test_console_input_mistakes_get_one_line_each_and_are_stored_as_failures(
+    model: Model, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    track = model.world.groups[0][0]
+    mistakes = {
+        f"/recommend count=\u00b2 {track}": "Count must be a number from 1 to 50.",
+        '/recommend "abc': "A quote is not closed",
+        f"/recommend {'x' * 300}": "That is not a track or playlist link, nor a file",
+        "/recommend not-a-link": 'That is not a track or playlist link, nor a file: "not-a-link".',
+        f"/recommend {tmp_path / 'missing.csv'}": "There is no such file",
+        f"/recommend {ALBUM}": "album link, not a track",
+        f"/recommend count=2 count=3 {track}": "Give count= only once.",
+        '/similar "   "': "Give me a track link or name.",
+    }
+    typed = "\n".join([*mistakes, "x" * 20_000, "/HELP", ""])
+
+    out = await typed_into_console(model, url, typed)
+
+    for reply in mistakes.values():
+        assert reply in out
+    assert "longer than 10,000 characters" in out and "/similar <track link or name>" in out
+    assert APOLOGY not in out
+    rows = HistoryStore.from_url(url).history(CONSOLE_MEMBER_ID, None, 20)
+    assert len(rows) == len(mistakes)
+    assert {row.status for row in rows} == {RequestStatus.ERROR}
+
+
+@pytest.mark.asyncio
+async def test_console_comma_separated_links_and_unknown_tracks_are_explained(
+    model: Model, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    a, b = model.world.groups[0][:2]
+    typed = f"/recommend {a},{b},{a} count=3\n/recommend {'z' * 22}\n"
+
+    out = await typed_into_console(model, url, typed)
+
+    assert "used 2 of 3, 1 repeats, skipped 0" in out
+    assert "none of your tracks is known to my model" in out
+
+
+@pytest.mark.asyncio
+async def test_console_history_on_an_unreadable_database_says_so_and_keeps_running(
+    model: Model, tmp_path: Path
+) -> None:
+    path = tmp_path / "history.sqlite3"
+    await typed_into_console(model, f"sqlite:///{path}", "")
+    path.write_bytes(b"this is not a database" * 100)
+
+    service = RecommendService(HistoryStore.from_url(f"sqlite:///{path}"), None)
+    await service.load_model(model.root)
+    out = io.StringIO()
+    await Console(service, io.StringIO("/history\n/help\n"), out).run()
+    service.close()
+
+    assert "I can't read your history right now" in out.getvalue()
+    assert "/similar <track link or name>" in out.getvalue()
+
+
+def test_console_stops_promptly_on_ctrl_c_at_the_prompt(model: Model, tmp_path: Path) -> None:
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HARMONYA_", "DISCORD_", "SPOTIFY_"))
+    }
+    environment.update(
+        HARMONYA_MODEL_DIR=str(model.root),
+        HARMONYA_DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", ENTRY, "bot", "--console"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=environment,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert "HarmonYa console" in process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        # stdin stays open: the old reader waited for a line that never came.
+        returncode = process.wait(timeout=10)
+    finally:
+        process.kill()
+        process.wait()
+
+    assert returncode != 0
+    assert process.stderr is not None and "Traceback" not in process.stderr.read()

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fakes.discord import EPHEMERAL, GUILD_ID
+from fakes.discord import EPHEMERAL, GUILD_ID, Attachment
 from fakes.spotify import FakeSpotify
 from test_bot import (  # noqa: F401 (model and spotify are fixtures, used by name)
     OTHER_MEMBER,
@@ -94,3 +94,22 @@ async def test_busy_and_cooldown_refusals_are_not_stored(
     assert "Please wait" in waiting.body["data"]["content"]
     assert [row.status for row in mine] == [RequestStatus.OK]
     assert others == []
+
+
+@pytest.mark.asyncio
+async def test_a_csv_header_past_the_field_limit_is_explained_stored_and_costs_no_cooldown(
+    model: Model, spotify: FakeSpotify, tmp_path: Path
+) -> None:
+    wide = Attachment("wide.csv", ("id;" * 50_000 + "\n" + UNKNOWN_TRACK + "\n").encode())
+    async with started(model, spotify, tmp_path, cooldown_seconds=60.0) as run:
+        upload = await run.discord.invoke("recommend", {"file": wide})
+        refused = await answer_of(run.discord, upload)
+        (row,) = await run.history(1)
+        again = await run.discord.invoke("recommend", {"playlist": PLAYLIST_LINK})
+        retried = await run.discord.callback(again, timeout=3.0)
+
+    assert refused["flags"] & EPHEMERAL
+    assert refused["content"].startswith("The CSV file is malformed")
+    assert row.status is RequestStatus.ERROR and row.error == refused["content"]
+    assert row.input_text == "file: wide.csv"
+    assert retried.body["type"] == 5  # deferred to answer, not refused by a cooldown

@@ -3,12 +3,14 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from recommender.playlist_io import (
+    MAX_FILE_BYTES,
     SKIP_EPISODE,
     SKIP_LOCAL,
     PlaylistFileError,
@@ -509,3 +511,38 @@ def test_malformed_csv_is_a_playlist_file_error() -> None:
 
     with pytest.raises(PlaylistFileError, match="the CSV file is malformed"):
         parse_playlist_text(f"Track URI,Name\n{uri(A)},{huge_field}\n")
+
+
+def test_csv_header_longer_than_the_field_limit_is_a_playlist_file_error() -> None:
+    wide_header = "id;" * 50_000
+
+    with pytest.raises(PlaylistFileError, match="the CSV file is malformed"):
+        parse_playlist_text(f"{wide_header}\n{A}\n".encode(), "wide.csv")
+
+
+@pytest.mark.parametrize(
+    ("filename", "data"),
+    [
+        ("ints.json", b"[" + b"1," * (MAX_FILE_BYTES // 2 - 2) + b"1]"),
+        ("dicts.json", b"[" + b'{"a":1},' * (MAX_FILE_BYTES // 8 - 2) + b'{"a":1}]'),
+        ("rows.csv", b"uri\n" + b"a\n" * (MAX_FILE_BYTES // 2 - 4)),
+        ("lines.txt", f"{A}\n".encode() + b"a\n" * (MAX_FILE_BYTES // 2 - 16)),
+    ],
+)
+def test_a_5_mb_file_of_tiny_entries_is_refused_in_well_under_a_second(
+    filename: str, data: bytes
+) -> None:
+    started = time.perf_counter()
+    with pytest.raises(PlaylistFileError, match="more than 10,000 entries"):
+        parse_playlist_text(data, filename)
+
+    # Each entry used to be built (and a JSON one dumped) before counting: 2 to 12 s.
+    assert time.perf_counter() - started < 1.0
+
+
+def test_a_latin_1_csv_is_read_for_its_ascii_links() -> None:
+    text = f"Track URI,Name\n{uri(A)},Été à Noël\n{uri(B)},Café\n"
+
+    playlist = parse_playlist_text(text.encode("cp1252"), "export.csv")
+
+    assert playlist.track_ids == [A, B]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,8 @@ def test_secrets_never_show(
     monkeypatch.setenv("SPOTIFY_CLIENT_ID", "abc")
     monkeypatch.setenv("SPOTIFY_CLIENT_SECRET", SECRET)
     monkeypatch.setenv("HARMONYA_DATABASE_URL", "postgresql://harmonya:db-password@db/harmonya")
+    # The tests have no PostgreSQL driver, which settings would otherwise refuse.
+    monkeypatch.setattr("bot.settings._check_database", lambda value: None)
 
     settings = load_settings(console=False, env_file=None)
     with caplog.at_level(logging.INFO):
@@ -176,3 +179,41 @@ def test_malformed_database_url_hides_its_password(monkeypatch: pytest.MonkeyPat
     message = str(caught.value)
     assert message.startswith("HARMONYA_DATABASE_URL is invalid: expected a URL")
     assert "db-password" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("foo://bar", "foo is not supported"),
+        ("mysql://harmonya:db-password@db/harmonya", "mysql is not supported"),
+        ("postgresql://harmonya:db-password@db/harmonya", "driver is not installed"),
+        ("sqlite://", "in-memory SQLite database loses the history"),
+        ("sqlite:///:memory:", "in-memory SQLite database loses the history"),
+        ("sqlite:///?x=1", "in-memory SQLite database loses the history"),
+    ],
+)
+def test_a_database_url_the_bot_cannot_use_is_one_line_without_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    if "postgresql" in url:
+        pytest.importorskip("sqlalchemy.dialects.postgresql")
+        monkeypatch.setitem(sys.modules, "psycopg2", None)
+        monkeypatch.setitem(sys.modules, "psycopg", None)
+    monkeypatch.setenv("HARMONYA_DATABASE_URL", url)
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(console=True, env_file=None)
+
+    text = str(caught.value)
+    assert text.startswith("HARMONYA_DATABASE_URL is invalid: ") and message in text
+    assert "db-password" not in text and "\n" not in text
+
+
+def test_an_env_file_that_is_not_utf_8_is_one_line_naming_it(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_bytes("HARMONYA_LOG_LEVEL=info # café\n".encode("latin-1"))
+
+    with pytest.raises(SettingsError) as caught:
+        load_settings(console=True, env_file=env)
+
+    assert str(caught.value) == f"{env} is not UTF-8 text; save it as UTF-8"

@@ -149,6 +149,8 @@ class ForgetConfirm(discord.ui.View):
         self.stop()
         # Deleting can wait on a locked database for longer than Discord's 3 s.
         await interaction.response.defer()
+        # A history write still on its way would bring the member back after the delete.
+        await self.service.settle(forget=interaction.user.id)
         rows = await self.service.run_io(self.service.history.forget, interaction.user.id)
         await interaction.edit_original_response(content=forgotten_text(rows), view=None)
 
@@ -183,6 +185,7 @@ class History(commands.Cog):
     ) -> None:
         """See your latest requests in this server and the tracks I gave you."""
         await interaction.response.defer(ephemeral=True, thinking=True)
+        await self.service.settle()
         try:
             requests = await self.service.run_io(
                 self.service.history.history, interaction.user.id, interaction.guild_id, count

@@ -225,7 +225,7 @@ class Recommend(commands.Cog):
             message = reply_for(error)
             if message is not None and not isinstance(error, Busy):
                 entry = failed_entry(_requester(interaction), kind, text, message)
-                await self.service.record(entry)
+                self.service.record_soon(entry)
             raise
 
     @app_commands.command(name="recommend")
@@ -256,7 +256,7 @@ class Recommend(commands.Cog):
                 source = Source(playlist=playlist, tracks=tracks, upload=upload)
                 answer = await self.service.recommend(_requester(interaction), source, count)
             await self._answer(interaction, answer)
-            await self.service.record(answer.entry)
+            self.service.record_soon(answer.entry)
 
     @app_commands.command(name="similar")
     @app_commands.describe(
@@ -275,7 +275,7 @@ class Recommend(commands.Cog):
                 await interaction.response.defer(thinking=True)
                 answer = await self.service.similar(_requester(interaction), track, count)
             await self._answer(interaction, answer)
-            await self.service.record(answer.entry)
+            self.service.record_soon(answer.entry)
 
     @similar.autocomplete("track")
     async def similar_track(

@@ -12,7 +12,9 @@ log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "HARMONYA_DATABASE_URL"
 DEFAULT_DATABASE_URL = "sqlite:///harmonya.sqlite3"
-DEFAULT_BUSY_TIMEOUT = 5.0  # seconds a SQLite statement waits for another writer's lock
+# Seconds a SQLite statement waits for another writer's lock. With HistoryStore's retries a
+# write gives up within ~5 s, so a locked database holds no worker thread for long.
+DEFAULT_BUSY_TIMEOUT = 2.0
 # Execution option a write transaction sets so SQLite takes the write lock at BEGIN: a deferred
 # transaction that reads before it writes can fail at once, without waiting out the busy timeout.
 BEGIN_MODE = "harmonya_sqlite_begin"

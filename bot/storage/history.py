@@ -107,7 +107,7 @@ class HistoryStore:
         banned = store.disliked_tracks(interaction.user.id)
     """
 
-    def __init__(self, engine: Engine, *, attempts: int = 4, backoff: float = 0.1) -> None:
+    def __init__(self, engine: Engine, *, attempts: int = 2, backoff: float = 0.1) -> None:
         if attempts < 1:
             raise ValueError(f"attempts must be at least 1, got {attempts}")
         self._engine = engine
@@ -121,7 +121,7 @@ class HistoryStore:
         url: str,
         *,
         busy_timeout: float = DEFAULT_BUSY_TIMEOUT,
-        attempts: int = 4,
+        attempts: int = 2,
         backoff: float = 0.1,
     ) -> HistoryStore:
         engine = create_storage_engine(url, busy_timeout=busy_timeout)
@@ -129,6 +129,17 @@ class HistoryStore:
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def check_writable(self) -> None:
+        """Raise StorageError unless a write can be made (a read-only file, a full disk)."""
+        member = Member(id=-1, created_at=utcnow())
+
+        def work(session: Session) -> None:
+            session.add(member)
+            session.flush()
+            session.rollback()
+
+        self._run("a test write to the history database", work, write=True)
 
     def record_request(self, entry: RequestEntry) -> int:
         """Store a request and its tracks in one transaction; returns the request's id."""

@@ -1,0 +1,236 @@
+"""``harmonya evaluate``: the challenge-style comparison, or the scoring of one submission."""
+
+from __future__ import annotations
+
+import hashlib
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from recommender import metrics
+from recommender.benchmark import (
+    BASELINE_GRIDS,
+    Cost,
+    artist_map,
+    evaluate_methods,
+    measure,
+    truths,
+)
+from recommender.bundle import BundleError, load_bundle, save_bundle
+from recommender.cli import DEFAULT_DATA, UserError, friendly
+from recommender.collab import CollabSettings
+from recommender.data import DataError, fingerprint_files, read_interactions
+from recommender.features import find_feature_files, read_feature_tables
+from recommender.hybrid import HybridRecommender
+from recommender.report import write_report
+from recommender.split import (
+    SCENARIO_NAMES,
+    SCENARIOS,
+    ChallengeSplit,
+    Scenario,
+    challenge_split,
+    read_truth,
+    write_challenge_set,
+    write_truth,
+)
+from recommender.train import TrainSettings, train_model
+
+
+def _say(message: str) -> None:
+    click.echo(message, err=True)
+
+
+@click.command()
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=DEFAULT_DATA,
+    show_default=True,
+    help="Folder of MPD slices and audio-feature tables.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("runs/evaluation"),
+    show_default=True,
+    help="Folder for the split, the submissions, report.md, results.json and the plots.",
+)
+@click.option(
+    "--per-scenario",
+    default=100,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Test playlists held out per scenario.",
+)
+@click.option(
+    "--validation",
+    default=50,
+    show_default=True,
+    type=click.IntRange(0, 10_000),
+    help="Validation playlists per scenario (baselines' tuning).",
+)
+@click.option(
+    "--scenario",
+    "scenario_names",
+    multiple=True,
+    type=click.Choice(SCENARIO_NAMES),
+    help="Scenarios to hold out playlists for (repeat the option); default: all.",
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split.")
+@click.option(
+    "--epochs",
+    default=CollabSettings.epochs,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="Epochs of the collaborative tower.",
+)
+@click.option(
+    "--baseline",
+    "baseline_names",
+    multiple=True,
+    type=click.Choice(list(BASELINE_GRIDS)),
+    help="Baselines to run (repeat the option); default: all.",
+)
+@click.option("--no-baselines", is_flag=True, help="Score HarmonYa only.")
+@click.option("--no-tune", is_flag=True, help="Each baseline with its first settings only.")
+@click.option(
+    "--cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Keep HarmonYa's model for this split here and reuse it on the next run.",
+)
+@click.option(
+    "--score",
+    "submission",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Only score this submission CSV against --truth, line by line.",
+)
+@click.option(
+    "--truth",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="The truth.json an earlier run wrote (with --score).",
+)
+@friendly
+def evaluate(
+    data: Path,
+    out: Path,
+    per_scenario: int,
+    validation: int,
+    scenario_names: tuple[str, ...],
+    seed: int,
+    epochs: int,
+    baseline_names: tuple[str, ...],
+    no_baselines: bool,
+    no_tune: bool,
+    cache: Path | None,
+    submission: Path | None,
+    truth: Path | None,
+) -> None:
+    """Compare HarmonYa with the baselines on a RecSys Challenge 2018 style split.
+
+    Writes OUT/challenge_set.json (what each method is given), OUT/truth.json (what it should
+    find), OUT/submissions/*.csv, OUT/report.md, OUT/results.json and PNG plots. With
+    --score FILE --truth OUT/truth.json, scores one submission instead.
+    """
+    if submission is not None or truth is not None:
+        if submission is None or truth is None:
+            raise click.UsageError("--score and --truth go together")
+        _score_only(submission, truth)
+        return
+    scenarios = [s for s in SCENARIOS if not scenario_names or s.name in scenario_names]
+    split, artists = _split(data, per_scenario, validation, scenarios, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    write_challenge_set(out / "challenge_set.json", split.test)
+    write_truth(out / "truth.json", split.test, artists)
+    recommender, cost = _harmonya(data, split, epochs, seed, cache)
+    names = () if no_baselines else (baseline_names or tuple(BASELINE_GRIDS))
+    evaluation = evaluate_methods(
+        split,
+        recommender,
+        cost,
+        out,
+        artists_of=artists,
+        baseline_names=names,
+        tune_baselines=not no_tune,
+        progress=_say,
+    )
+    command = "harmonya evaluate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 1 else ""
+    written = write_report(evaluation, out, command)
+    click.echo((out / "report.md").read_text(encoding="utf-8"))
+    _say("wrote " + ", ".join(str(p) for p in written))
+
+
+def _split(
+    data: Path, per_scenario: int, validation: int, scenarios: list[Scenario], seed: int
+) -> tuple[ChallengeSplit, dict[str, str]]:
+    if not data.is_dir():
+        raise DataError(f"--data must be a folder of playlist slices and feature tables: {data}")
+    interactions = read_interactions(data)
+    try:
+        split = challenge_split(
+            interactions,
+            per_scenario=per_scenario,
+            validation_per_scenario=validation,
+            scenarios=scenarios,
+            seed=seed,
+        )
+    except ValueError as error:
+        raise UserError(f"{error}; try a smaller --per-scenario or --validation") from error
+    _say(
+        f"split: {split.train.n_playlists:,} training playlists, {len(split.test):,} test, "
+        f"{len(split.validation):,} validation"
+    )
+    return split, artist_map(interactions)
+
+
+def _harmonya(
+    data: Path, split: ChallengeSplit, epochs: int, seed: int, cache: Path | None
+) -> tuple[HybridRecommender, Cost]:
+    features = read_feature_tables(data)
+    files = [Path(f) for f in split.train.files] + find_feature_files(data)
+    settings = TrainSettings(collab=CollabSettings(epochs=epochs, seed=seed), seed=seed)
+    digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
+    fingerprint = fingerprint_files(files, root=data)[:12]
+    key = f"s{seed}-p{split.train.n_playlists}-{digest}-{fingerprint}"
+    if cache is not None and (cache / key).exists():
+        try:
+            recommender, manifest = load_bundle(cache / key)
+            stored = manifest.get("training", {}).get("evaluation_cost", {})
+            _say(f"HarmonYa: reusing the model in {cache / key}")
+            return recommender, Cost(stored.get("seconds", 0.0), stored.get("peak_mib", 0.0))
+        except BundleError as error:
+            _say(f"cached model unusable ({error}); training again")
+    cost = Cost()
+    _say("HarmonYa: training on the training part")
+    with measure(cost):
+        trained = train_model(split.train, features, settings, progress=_say)
+    _say(f"HarmonYa: trained in {cost.seconds:.0f} s, peak +{cost.peak_mib:.0f} MiB")
+    if cache is not None:
+        trained.training["evaluation_cost"] = {"seconds": cost.seconds, "peak_mib": cost.peak_mib}
+        save_bundle(trained.recommender, trained.scaler, cache / key, training=trained.training)
+    return trained.recommender, cost
+
+
+def _score_only(submission: Path, truth: Path) -> None:
+    started = time.perf_counter()
+    try:
+        playlists, artists = read_truth(truth)
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise UserError(f"cannot read the truth file {truth}: {error}") from error
+    expected = truths(playlists)
+    check = metrics.read_submission(submission, expected)
+    for problem in check.problems:
+        where = f"line {problem.line}" if problem.line else "file"
+        click.echo(f"{submission.name}:{where}: {problem.message}", err=True)
+    uris = {"spotify:track:" + t: a for t, a in artists.items()}
+    scores = metrics.score_submission(check, expected, uris)
+    mean = metrics.mean_scores(scores)
+    click.echo(
+        f"{len(scores)} playlists: R-precision {mean.r_precision:.4f}, NDCG {mean.ndcg:.4f}, "
+        f"clicks {mean.clicks:.2f} ({len(check.problems)} problems, "
+        f"{time.perf_counter() - started:.1f} s)"
+    )
+    if check.problems:
+        sys.exit(1)

@@ -1,0 +1,124 @@
+"""`harmonya evaluate` end to end on the small MPD-format world, and `--score` on bad files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from conftest import World
+
+from recommender.cli import cli
+
+
+def run(*args: object) -> Result:
+    return CliRunner().invoke(cli, [str(arg) for arg in args])
+
+
+@pytest.fixture(scope="module")
+def evaluation(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("evaluation")
+    result = run(
+        "evaluate",
+        "--data",
+        world.directory,
+        "--out",
+        out,
+        "--per-scenario",
+        4,
+        "--validation",
+        2,
+        "--scenario",
+        "title only",
+        "--scenario",
+        "first 5",
+        "--epochs",
+        2,
+        "--baseline",
+        "most popular",
+        "--baseline",
+        "item-kNN",
+    )
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_every_method_is_scored_from_its_own_submission(evaluation: Path) -> None:
+    results = json.loads((evaluation / "results.json").read_text())
+    methods = results["methods"]
+    assert set(methods) == {
+        "HarmonYa hybrid",
+        "HarmonYa collaborative",
+        "HarmonYa content",
+        "most popular",
+        "item-kNN",
+    }
+    for name, figures in methods.items():
+        assert figures["overall"]["playlists"] == 8, name
+        assert 0.0 <= figures["overall"]["ndcg"] <= 1.0
+        assert set(figures["scenarios"]) == {"title only", "first 5"}
+    # Block-structured playlists: five seeds name the block, which collaborative filtering
+    # finds and a popularity list cannot.
+    first5 = {name: m["scenarios"]["first 5"]["ndcg"] for name, m in methods.items()}
+    assert first5["HarmonYa hybrid"] > first5["most popular"] + 0.1
+    assert first5["item-kNN"] > first5["most popular"] + 0.1
+    submissions = sorted(p.name for p in (evaluation / "submissions").iterdir())
+    assert submissions == [
+        "harmonya-collaborative.csv",
+        "harmonya-content.csv",
+        "harmonya-hybrid.csv",
+        "item-knn.csv",
+        "most-popular.csv",
+    ]
+    report = (evaluation / "report.md").read_text()
+    assert (
+        "| HarmonYa hybrid |" in report and "Submission problems found while scoring: 0" in report
+    )
+    for plot in ("ndcg_per_scenario.png", "hits_by_length.png"):
+        assert (evaluation / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_score_reports_a_broken_submission_line_by_line(evaluation: Path, tmp_path: Path) -> None:
+    good = (evaluation / "submissions" / "item-knn.csv").read_text().splitlines()
+    truth = json.loads((evaluation / "truth.json").read_text())
+    seed = "spotify:track:" + next(p for p in truth["playlists"] if p["seeds"])["seeds"][0]
+    first_pid = good[1].split(",")[0]
+    seeded_pid = str(next(p for p in truth["playlists"] if p["seeds"])["pid"])
+    rows = {line.split(",")[0]: line for line in good[1:]}
+    broken = [good[0]]
+    for pid, line in rows.items():
+        fields = line.split(",")
+        if pid == first_pid:
+            fields = fields[:-1]  # 499 tracks
+        if pid == seeded_pid:
+            fields[1] = seed
+        broken.append(",".join(fields))
+    broken.append("999999," + ",".join(good[1].split(",")[1:]))  # a pid nobody asked for
+    path = tmp_path / "broken.csv"
+    path.write_text("\n".join(broken) + "\n")
+    result = run("evaluate", "--score", path, "--truth", evaluation / "truth.json")
+    assert result.exit_code == 1
+    assert "line 2:" in result.stderr and "499" in result.stderr
+    assert "seed" in result.stderr
+    assert f"line {len(broken)}:" in result.stderr and "999999" in result.stderr
+    assert "8 playlists: R-precision" in result.stdout
+
+    clean = run(
+        "evaluate",
+        "--score",
+        evaluation / "submissions" / "item-knn.csv",
+        "--truth",
+        evaluation / "truth.json",
+    )
+    assert clean.exit_code == 0, clean.output
+    assert clean.stderr == ""
+
+
+def test_score_needs_both_files_and_a_readable_truth(tmp_path: Path) -> None:
+    assert run("evaluate", "--score", tmp_path / "x.csv").exit_code == 2
+    (tmp_path / "truth.json").write_text("not json")
+    (tmp_path / "x.csv").write_text("team_info,a,b\n")
+    result = run("evaluate", "--score", tmp_path / "x.csv", "--truth", tmp_path / "truth.json")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot read the truth file")
