@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shlex
 import threading
@@ -37,6 +38,7 @@ from recommender.links import LinkError, ShortLinkError, parse_playlist_ref, par
 from recommender.playlist_io import os_reason
 
 log = logging.getLogger(__name__)
+INPUT_THREAD = "harmonya-console-input"
 
 # Discord ids are large snowflakes, so this one is never a real member's.
 CONSOLE_MEMBER_ID = 0
@@ -140,7 +142,60 @@ class Console:
         self.say("\n".join(_request_lines(number, r) for number, r in enumerate(requests, 1)))
 
     async def _lines(self) -> AsyncIterator[str | None]:
-        """The input's lines, None for one past ``MAX_LINE``; read by a daemon thread.
+        """The input's lines, None for one past ``MAX_LINE``."""
+        fd = _terminal_fd(self.stdin)
+        lines = self._terminal_lines(fd) if fd is not None else self._thread_lines()
+        async for line in lines:
+            yield line
+
+    async def _terminal_lines(self, fd: int) -> AsyncIterator[str | None]:
+        """A terminal's lines, read when the loop sees input waiting.
+
+        No thread is left blocked in a read of the terminal: one would hold the process
+        back at exit, after /quit or Ctrl-C, until the member pressed Enter.
+        """
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[bytes] = asyncio.Queue()
+
+        def readable() -> None:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError as error:
+                log.error("console input ended: %s", error)
+                chunk = b""
+            if not chunk:
+                loop.remove_reader(fd)
+            chunks.put_nowait(chunk)
+
+        was_blocking = os.get_blocking(fd)
+        os.set_blocking(fd, False)
+        loop.add_reader(fd, readable)
+        pending, skipping = b"", False
+        try:
+            while chunk := await chunks.get():
+                pending += chunk
+                while b"\n" in pending:
+                    line, _, pending = pending.partition(b"\n")
+                    if skipping:  # the end of a line already reported as too long
+                        skipping = False
+                    elif len(line) > MAX_LINE:
+                        yield None
+                    else:
+                        yield line.decode("utf-8", errors="replace") + "\n"
+                if len(pending) > MAX_LINE:
+                    if not skipping:
+                        yield None
+                    pending, skipping = b"", True
+            if pending and not skipping:
+                yield pending.decode("utf-8", errors="replace")
+        finally:
+            loop.remove_reader(fd)
+            os.set_blocking(fd, was_blocking)
+
+    async def _thread_lines(self) -> AsyncIterator[str | None]:
+        """The lines of a pipe or file (or a test's text stream), read by a daemon thread.
 
         A blocking read in the default executor would keep ``asyncio.run`` waiting after
         Ctrl-C until the next line came; a daemon thread is simply left behind.
@@ -167,13 +222,22 @@ class Console:
                 log.error("console input ended: %s", error)
                 loop.call_soon_threadsafe(queue.put_nowait, EOFError())
 
-        threading.Thread(target=read, name="harmonya-console-input", daemon=True).start()
+        threading.Thread(target=read, name=INPUT_THREAD, daemon=True).start()
         while not isinstance(item := await queue.get(), EOFError):
             room.release()
             yield item
 
     def say(self, text: str) -> None:
         print(text, file=self.stdout, flush=True)
+
+
+def _terminal_fd(stream: TextIO) -> int | None:
+    """The file descriptor of ``stream`` when it is a terminal, else None."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if os.isatty(fd) else None
 
 
 def answer_text(answer: Answer) -> str:

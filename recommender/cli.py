@@ -32,6 +32,7 @@ from recommender.data import DataError, find_mpd_files, iter_playlists
 from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownTrackError
 from recommender.links import LinkError, parse_track_ref, track_uri
 from recommender.playlist_io import PlaylistFileError, read_playlist_file
+from recommender.rerank import RerankSettings
 from recommender.train import TrainSettings, train_from_directory
 
 log = logging.getLogger(__name__)
@@ -162,15 +163,23 @@ def _print_result(
 @click.option(
     "--seed", type=click.IntRange(0, 2**31 - 1), default=0, show_default=True, help="Random seed."
 )
+@click.option(
+    "--rerank/--no-rerank",
+    default=True,
+    show_default=True,
+    help="Also teach the second-stage re-ranker (trains the towers twice).",
+)
 @friendly
-def train(data: Path, out: Path, epochs: int, dimension: int, seed: int) -> None:
-    """Ingest everything under --data, train both towers, write the bundle."""
+def train(data: Path, out: Path, epochs: int, dimension: int, seed: int, rerank: bool) -> None:
+    """Ingest everything under --data, train both towers (and the re-ranker), write the bundle."""
     if not data.exists():
         raise UserError(f"no data at {data}. {MPD_HELP}")
     prepare_root(out, keep=False)  # fail now, not after minutes of training
     started = time.perf_counter()
     settings = TrainSettings(
-        collab=CollabSettings(epochs=epochs, dimension=dimension, seed=seed), seed=seed
+        collab=CollabSettings(epochs=epochs, dimension=dimension, seed=seed),
+        seed=seed,
+        rerank=RerankSettings(seed=seed) if rerank else None,
     )
     trained = train_from_directory(data, settings, progress=lambda m: click.echo(m, err=True))
     version = save_bundle(trained.recommender, trained.scaler, out, training=trained.training)

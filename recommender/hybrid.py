@@ -39,6 +39,9 @@ COLD_START = "cold_start"
 # Tracks that playlists named like this one hold (recommender/titles.py), when the
 # collaborative tower knows none of the seeds.
 TITLE = "title"
+# Tracks that share most playlists with the seeds (cosine co-occurrence), a candidate list
+# for the re-ranker when the bundle has one.
+COOCCURRENCE = "cooccurrence"
 METHODS = ("hybrid", COLLABORATIVE, CONTENT, POPULARITY)
 
 
@@ -52,6 +55,7 @@ class FusionSettings:
     popularity_weight: float = 0.3
     cold_weight: float = 0.0  # bench/quality.py: any weight that surfaces cold tracks costs recall
     title_weight: float = 1.0
+    cooccurrence_weight: float = 0.0
     extra_candidates: int = 50
     # Each tower is searched at least this deep whatever top_k is, so the first ten answers
     # of a top_k=10 request are the first ten of a top_k=100 one.
@@ -64,6 +68,7 @@ class FusionSettings:
             self.popularity_weight,
             self.cold_weight,
             self.title_weight,
+            self.cooccurrence_weight,
         )
         if not all(isinstance(w, int | float) and math.isfinite(w) and w >= 0 for w in weights):
             raise ValueError("fusion weights must be finite numbers >= 0")
@@ -330,9 +335,12 @@ class HybridRecommender:
         return table
 
     def _with_title(self, weights: dict[str, float], title: str | None) -> dict[str, float]:
-        """The title list joins when there is a title and the collaborative tower knows no seed."""
+        """The title list joins when there is a title and the collaborative tower knows no seed;
+        the co-occurrence list when there is a re-ranker to order what it brings."""
         if title and self.titles is not None and not weights.get(COLLABORATIVE):
-            return {**weights, TITLE: weights.get(TITLE) or self.fusion.title_weight}
+            weights = {**weights, TITLE: weights.get(TITLE) or self.fusion.title_weight}
+        if self.reranker is not None and self.fusion.cooccurrence_weight > 0:
+            weights = {**weights, COOCCURRENCE: self.fusion.cooccurrence_weight}
         return weights
 
     def _request_weights(self, seed_rows: npt.NDArray[np.int64], method: str) -> dict[str, float]:
@@ -358,6 +366,9 @@ class HybridRecommender:
         found: list[tuple[str, str, npt.NDArray[np.int64]]] = []
         if self.titles is not None and title and weights.get(TITLE, 0.0) > 0:
             found.append((TITLE, TITLE, self.titles.recommend(title, want)))
+        if self.reranker is not None and weights.get(COOCCURRENCE, 0.0) > 0:
+            rows = self.reranker.cooccurrence.top(seed_rows, want)
+            found.append((COOCCURRENCE, COLLABORATIVE, rows))
         if self.collab is not None and weights[COLLABORATIVE] > 0:
             rows = self.collab.recommend(seed_rows, want)[0]
             found.append((COLLABORATIVE, COLLABORATIVE, rows))

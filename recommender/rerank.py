@@ -51,10 +51,11 @@ class RerankSettings:
     trees: int = 300
     learning_rate: float = 0.05
     leaves: int = 31
+    cuts: int = 1  # scenarios cut from each held playlist (more examples, same first model)
     seed: int = 0
 
     def __post_init__(self) -> None:
-        counts = (self.candidates, self.playlists, self.trees, self.leaves)
+        counts = (self.candidates, self.playlists, self.trees, self.leaves, self.cuts)
         if not all(isinstance(n, int) and n > 0 for n in counts):
             raise ValueError("re-ranker sizes must be whole numbers > 0")
         rate = self.learning_rate
@@ -106,6 +107,21 @@ class CoOccurrence:
             return np.zeros(len(rows))
         summed = self.by_playlist[playlists][:, rows].T @ weights[playlists]
         return np.asarray(summed, dtype=np.float64) / np.sqrt(np.maximum(self.counts[rows], 1.0))
+
+    def top(self, seed_rows: npt.NDArray[np.int64], count: int) -> npt.NDArray[np.int64]:
+        """The ``count`` rows that share most playlists with the seeds (cosine), best first."""
+        seeds = seed_rows[self.counts[seed_rows] > 0]
+        if len(seeds) == 0 or count <= 0:
+            return np.zeros(0, dtype=np.int64)
+        weights = self.by_track[seeds].T @ (1.0 / np.sqrt(self.counts[seeds]))
+        playlists = np.flatnonzero(weights)
+        summed = np.asarray(self.by_playlist[playlists].T @ weights[playlists]).ravel()
+        scores = summed / np.sqrt(np.maximum(self.counts, 1.0))
+        scores[seeds] = 0.0
+        found = np.flatnonzero(scores > 0)
+        if len(found) > count:
+            found = found[np.argpartition(-scores[found], count - 1)[:count]]
+        return found[np.lexsort((found, -scores[found]))].astype(np.int64)
 
     def save(self, directory: Path) -> dict[str, Any]:
         np.savez(directory / COOCCURRENCE_FILE, indptr=self.indptr, indices=self.indices)

@@ -164,7 +164,7 @@ def _ranker_examples(
     labels: list[npt.NDArray[np.int32]] = []
     groups: list[int] = []
     lengths = np.diff(interactions.indptr)
-    for row in held.tolist():
+    for row in np.repeat(held, settings.cuts).tolist():
         fitting = [s for s in SCENARIOS if s.min_length <= lengths[row]]
         scenario = fitting[int(rng.integers(len(fitting)))]
         playlist = hold_playlist(interactions, row, scenario, rng)

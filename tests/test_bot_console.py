@@ -9,6 +9,7 @@ neighbours only.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -202,3 +203,55 @@ def test_console_stops_promptly_on_ctrl_c_at_the_prompt(model: Model, tmp_path: 
 
     assert returncode != 0
     assert process.stderr is not None and "Traceback" not in process.stderr.read()
+
+
+@pytest.mark.parametrize("stop", [b"/quit\r", b"\x03"], ids=["quit", "ctrl-c"])
+def test_console_on_a_terminal_exits_at_once(model: Model, tmp_path: Path, stop: bytes) -> None:
+    """On a real terminal no reader may be left blocked: the process must end, not wait."""
+    import pty
+    import select
+    import time
+
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HARMONYA_", "DISCORD_", "SPOTIFY_"))
+    }
+    environment.update(
+        HARMONYA_MODEL_DIR=str(model.root),
+        HARMONYA_DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}",
+    )
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: the console on the terminal's other end
+        os.chdir(tmp_path)
+        os.execve(sys.executable, [sys.executable, "-c", ENTRY, "bot", "--console"], environment)
+    seen = b""
+    status = None
+    try:
+        deadline = time.monotonic() + 60
+        while b"HarmonYa console" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                seen += os.read(fd, 4096)
+        assert b"HarmonYa console" in seen, seen
+        os.write(fd, b"/help\r")
+        while b"/similar" not in seen and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                seen += os.read(fd, 4096)
+        os.write(fd, stop)
+        stopped = time.monotonic()
+        while time.monotonic() - stopped < 10:
+            if select.select([fd], [], [], 0.1)[0]:
+                with contextlib.suppress(OSError):  # the child has closed its end
+                    seen += os.read(fd, 4096)
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = code
+                break
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert status is not None, f"still running 10 s after {stop!r}: {seen[-300:]!r}"
+    assert os.WEXITSTATUS(status) == (0 if stop == b"/quit\r" else 1)
+    assert b"Traceback" not in seen

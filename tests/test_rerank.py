@@ -40,6 +40,17 @@ def test_cooccurrence_is_the_cosine_sum_over_seeds() -> None:
     assert cooccurrence.scores(np.asarray([4]), np.asarray([0, 1])) == pytest.approx([0, 0])
 
 
+def test_cooccurrence_top_ranks_every_row_by_that_score() -> None:
+    a, b, c, d = (make_track_id("t", i) for i in range(4))
+    interactions = make_interactions([[a, b], [a, b, c], [a, d], [c, d]])
+    cooccurrence = CoOccurrence.build(interactions, n_catalog=5)
+    # Seeds {a}: b 2/sqrt(6) first, then c and d tied at 1/sqrt(6) (lower row first); the seed
+    # itself and row 4 (on no playlist) never come back.
+    assert cooccurrence.top(np.asarray([0]), 10).tolist() == [1, 2, 3]
+    assert cooccurrence.top(np.asarray([0]), 1).tolist() == [1]
+    assert cooccurrence.top(np.asarray([4]), 10).tolist() == []
+
+
 def test_artist_share_counts_seeds_by_the_same_artist() -> None:
     artists = ["x", "x", "y", "", "x"]
     share = artist_share(artists, np.asarray([0, 1, 2, 3]), np.asarray([4, 2, 3]))
