@@ -69,6 +69,9 @@ def run(sync_global: bool, console: bool) -> None:
     if settings.log_level != "DEBUG":
         # Alembic logs its migration context at INFO on every start ("Context impl ...").
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # spotipy logs every refused request as an ERROR; bot/spotify.py turns each into a
+        # member's reply and logs what an admin needs.
+        logging.getLogger("spotipy").setLevel(logging.CRITICAL)
     if console:
         _run_console(settings)
         return

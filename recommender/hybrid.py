@@ -55,7 +55,10 @@ class FusionSettings:
     popularity_weight: float = 0.3
     cold_weight: float = 0.0  # bench/quality.py: any weight that surfaces cold tracks costs recall
     title_weight: float = 1.0
-    cooccurrence_weight: float = 0.0
+    cooccurrence_weight: float = 0.3
+    # The content list is searched at most this deep (0: as deep as the others). Sound ranks
+    # few hidden tracks high, and its search is the slowest part of a request.
+    content_depth: int = 250
     extra_candidates: int = 50
     # Each tower is searched at least this deep whatever top_k is, so the first ten answers
     # of a top_k=10 request are the first ten of a top_k=100 one.
@@ -75,9 +78,11 @@ class FusionSettings:
         offset = self.rank_offset
         if not (isinstance(offset, int | float) and math.isfinite(offset) and offset > 0):
             raise ValueError("the fusion rank offset must be a finite number > 0")
-        counts = (self.extra_candidates, self.min_depth)
+        counts = (self.extra_candidates, self.min_depth, self.content_depth)
         if not all(isinstance(n, int) and n >= 0 for n in counts):
-            raise ValueError("extra_candidates and min_depth must be whole numbers >= 0")
+            raise ValueError(
+                "extra_candidates, min_depth and content_depth must be whole numbers >= 0"
+            )
 
 
 @dataclass(frozen=True)
@@ -373,7 +378,8 @@ class HybridRecommender:
             rows = self.collab.recommend(seed_rows, want)[0]
             found.append((COLLABORATIVE, COLLABORATIVE, rows))
         if self.content is not None and weights[CONTENT] > 0:
-            found.append((CONTENT, CONTENT, self.content.recommend(seed_rows, want)[0]))
+            depth = min(want, self.fusion.content_depth) if self.fusion.content_depth else want
+            found.append((CONTENT, CONTENT, self.content.recommend(seed_rows, depth)[0]))
         if self.content is not None and weights[COLD_START] > 0:
             rows = self.content.recommend(
                 seed_rows, want, allowed=self.cold_items, prior_weight=0.0

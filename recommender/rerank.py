@@ -46,12 +46,12 @@ FEATURES = (
 class RerankSettings:
     """How the ranker is taught: on how many held playlists, with how many trees."""
 
-    candidates: int = 300
+    candidates: int = 500
     playlists: int = 800
     trees: int = 300
     learning_rate: float = 0.05
     leaves: int = 31
-    cuts: int = 1  # scenarios cut from each held playlist (more examples, same first model)
+    cuts: int = 3  # scenarios cut from each held playlist (more examples, same first model)
     seed: int = 0
 
     def __post_init__(self) -> None:
