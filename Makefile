@@ -24,7 +24,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)  # about 45 minutes on 2 cores
+bench: $(STAMP)  # about 75 minutes on 2 cores
 	$(BIN)/harmonya demo > /dev/null  # latency.py needs models/default
 	$(BIN)/python bench/train_time.py
 	$(BIN)/python bench/latency.py
