@@ -165,7 +165,43 @@ class ItemKNN:
         return self.vocabulary.top(scores, seeds, k)
 
 
-class ImplicitALS:
+class _Factorisation:
+    """An ``implicit`` matrix factorisation: items scored by their factors times the
+    playlist's vector, which each model finds its own way."""
+
+    name = ""
+
+    def __init__(self, **options: object) -> None:
+        self.options = options
+        self.vocabulary = _Vocabulary()
+        self.model: Any = None
+
+    def _build(self) -> Any:
+        raise NotImplementedError
+
+    def _playlist_vector(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        raise NotImplementedError
+
+    def fit(self, train: Interactions) -> None:
+        self.vocabulary = _Vocabulary.of(train)
+        # implicit's own threads do the work; a second BLAS pool under them only thrashes.
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1, "blas"):
+            self.model = self._build()
+            self.model.fit(playlist_matrix(train), show_progress=False)
+
+    def recommend(self, playlist: HeldOut, k: int) -> list[str]:
+        seeds = self.vocabulary.columns(playlist)
+        if not len(seeds):
+            return self.vocabulary.top(None, seeds, k)
+        items = np.asarray(self.model.item_factors, dtype=np.float64)
+        scores = items @ self._playlist_vector(seeds)
+        scores -= scores.min() - 1e-6  # keep every item above zero for `top`
+        return self.vocabulary.top(scores, seeds, k)
+
+
+class ImplicitALS(_Factorisation):
     """``implicit``'s alternating least squares; a new playlist's factors are solved for."""
 
     name = "ALS"
@@ -178,45 +214,26 @@ class ImplicitALS:
         iterations: int = 15,
         seed: int = 0,
     ) -> None:
-        self.factors = factors
-        self.regularization = regularization
-        self.alpha = alpha
-        self.iterations = iterations
-        self.seed = seed
-        self.vocabulary = _Vocabulary()
-        self.model: Any = None
+        super().__init__(
+            factors=factors,
+            regularization=regularization,
+            alpha=alpha,
+            iterations=iterations,
+            random_state=seed,
+        )
 
-    def fit(self, train: Interactions) -> None:
-        self.vocabulary = _Vocabulary.of(train)
-        # implicit's own threads do the work; a second BLAS pool under them only thrashes.
-        from threadpoolctl import threadpool_limits
+    def _build(self) -> Any:
+        return _implicit("cpu.als").AlternatingLeastSquares(**self.options)
 
-        with threadpool_limits(1, "blas"):
-            self.model = _implicit("cpu.als").AlternatingLeastSquares(
-                factors=self.factors,
-                regularization=self.regularization,
-                alpha=self.alpha,
-                iterations=self.iterations,
-                random_state=self.seed,
-            )
-            self.model.fit(playlist_matrix(train), show_progress=False)
-
-    def recommend(self, playlist: HeldOut, k: int) -> list[str]:
-        seeds = self.vocabulary.columns(playlist)
-        if not len(seeds):
-            return self.vocabulary.top(None, seeds, k)
-        sparse = _scipy_sparse()
-        row = sparse.csr_matrix(
+    def _playlist_vector(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        row = _scipy_sparse().csr_matrix(
             (np.ones(len(seeds), dtype=np.float32), (np.zeros(len(seeds)), seeds)),
             shape=(1, len(self.vocabulary.ids)),
         )
-        user = self.model.recalculate_user(0, row)
-        scores = np.asarray(self.model.item_factors @ np.ravel(user), dtype=np.float64)
-        scores -= scores.min() - 1e-6  # keep every item above zero for `top`
-        return self.vocabulary.top(scores, seeds, k)
+        return np.ravel(self.model.recalculate_user(0, row)).astype(np.float64)
 
 
-class ImplicitBPR:
+class ImplicitBPR(_Factorisation):
     """``implicit``'s Bayesian personalised ranking. BPR cannot solve for a new playlist, so
     its vector is the mean of its seeds' item factors (the bias column kept at 1)."""
 
@@ -230,32 +247,18 @@ class ImplicitBPR:
         iterations: int = 100,
         seed: int = 0,
     ) -> None:
-        self.factors = factors
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.iterations = iterations
-        self.seed = seed
-        self.vocabulary = _Vocabulary()
-        self.model: Any = None
-
-    def fit(self, train: Interactions) -> None:
-        self.vocabulary = _Vocabulary.of(train)
-        self.model = _implicit("cpu.bpr").BayesianPersonalizedRanking(
-            factors=self.factors,
-            learning_rate=self.learning_rate,
-            regularization=self.regularization,
-            iterations=self.iterations,
-            random_state=self.seed,
+        super().__init__(
+            factors=factors,
+            learning_rate=learning_rate,
+            regularization=regularization,
+            iterations=iterations,
+            random_state=seed,
         )
-        self.model.fit(playlist_matrix(train), show_progress=False)
 
-    def recommend(self, playlist: HeldOut, k: int) -> list[str]:
-        seeds = self.vocabulary.columns(playlist)
-        if not len(seeds):
-            return self.vocabulary.top(None, seeds, k)
-        items = np.asarray(self.model.item_factors, dtype=np.float64)
-        user = items[seeds].mean(axis=0)
-        user[-1] = 1.0
-        scores = items @ user
-        scores -= scores.min() - 1e-6
-        return self.vocabulary.top(scores, seeds, k)
+    def _build(self) -> Any:
+        return _implicit("cpu.bpr").BayesianPersonalizedRanking(**self.options)
+
+    def _playlist_vector(self, seeds: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        vector = np.asarray(self.model.item_factors, dtype=np.float64)[seeds].mean(axis=0)
+        vector[-1] = 1.0
+        return vector

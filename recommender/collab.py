@@ -46,9 +46,6 @@ class CollabSettings:
     min_count: int = 2
     n_trees: int = 30
     seed: int = 0
-    # Each training context keeps between 1 and context_size tracks (log-uniform), so a
-    # playlist of one or five tracks is as familiar to the model as a long one.
-    variable_context: bool = False
 
     def __post_init__(self) -> None:
         rates = (self.temperature, self.learning_rate)
@@ -101,8 +98,6 @@ def make_examples(
     item_of: npt.NDArray[np.int64],
     context_size: int,
     rng: np.random.Generator,
-    *,
-    variable: bool = False,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.int32]]:
     """One epoch of (context, target) pairs, shuffled.
 
@@ -127,11 +122,6 @@ def make_examples(
     draws = rng.integers(1, size[:, None], size=(len(positions), context_size))
     context_positions = starts[group][:, None] + (offset[:, None] + draws) % size[:, None]
     contexts = (items[context_positions] + 1).astype(np.int32)
-    if variable:
-        top = np.log(context_size + 1)
-        kept = np.floor(np.exp(rng.uniform(0, top, size=len(positions)))).astype(np.int64)
-        kept = np.clip(kept, 1, context_size)
-        contexts[np.arange(context_size)[None, :] >= kept[:, None]] = 0  # padding
     targets = items[positions].astype(np.int32)
     order = rng.permutation(len(targets))
     return contexts[order], targets[order]
@@ -194,9 +184,7 @@ def train_collab(
     losses: list[float] = []
     n_examples = 0
     for epoch in range(settings.epochs):
-        contexts, targets = make_examples(
-            interactions, item_of, settings.context_size, rng, variable=settings.variable_context
-        )
+        contexts, targets = make_examples(interactions, item_of, settings.context_size, rng)
         n_examples = len(targets)
         if n_examples < 2:
             raise DataError("no playlist has two tracks that occur elsewhere; nothing to learn")
@@ -225,11 +213,8 @@ class CollabModel:
 
     ``rows`` (m,) are the catalogue rows the tower knows; ``contexts`` (m, d) their gated
     context embeddings; ``vectors`` (m, d) their unit-length track vectors; Annoy item ``i``
-    is ``rows[i]``. Up to ``exact_limit`` tracks, scoring every vector is both exact and
-    about as fast as the index; past it the Annoy index answers.
+    is ``rows[i]``.
     """
-
-    exact_limit = 0
 
     def __init__(
         self,
@@ -286,13 +271,7 @@ class CollabModel:
         if query is None or top_k <= 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         seeds = set(np.asarray(seed_rows, dtype=np.int64).tolist())
-        wanted = top_k + len(seeds)
-        if len(self.rows) <= self.exact_limit:
-            every = self.vectors @ query
-            wanted = min(wanted, len(every))
-            found = np.argpartition(-every, wanted - 1)[:wanted].tolist()
-        else:
-            found = self.index.get_nns_by_vector(query, wanted, search_k=search_k)
+        found = self.index.get_nns_by_vector(query, top_k + len(seeds), search_k=search_k)
         positions = np.asarray([p for p in found if int(self.rows[p]) not in seeds][:top_k])
         if len(positions) == 0:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)

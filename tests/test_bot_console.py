@@ -33,15 +33,7 @@ LINE = re.compile(r"^(\d+)\. .*https://open\.spotify\.com/track/([0-9A-Za-z]{22}
 
 
 def console(model: Model, tmp_path: Path, typed: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HARMONYA_", "DISCORD_", "SPOTIFY_"))
-    }
-    environment.update(
-        HARMONYA_MODEL_DIR=str(model.root),
-        HARMONYA_DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}",
-    )
+    environment = console_environment(model, tmp_path)
     return subprocess.run(
         [sys.executable, "-c", ENTRY, "bot", "--console"],
         input=typed,
@@ -173,15 +165,7 @@ async def test_console_history_on_an_unreadable_database_says_so_and_keeps_runni
 
 
 def test_console_stops_promptly_on_ctrl_c_at_the_prompt(model: Model, tmp_path: Path) -> None:
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HARMONYA_", "DISCORD_", "SPOTIFY_"))
-    }
-    environment.update(
-        HARMONYA_MODEL_DIR=str(model.root),
-        HARMONYA_DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}",
-    )
+    environment = console_environment(model, tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-c", ENTRY, "bot", "--console"],
         stdin=subprocess.PIPE,
@@ -212,15 +196,7 @@ def test_console_on_a_terminal_exits_at_once(model: Model, tmp_path: Path, stop:
     import select
     import time
 
-    environment = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("HARMONYA_", "DISCORD_", "SPOTIFY_"))
-    }
-    environment.update(
-        HARMONYA_MODEL_DIR=str(model.root),
-        HARMONYA_DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}",
-    )
+    environment = console_environment(model, tmp_path)
     pid, fd = pty.fork()
     if pid == 0:  # the child: the console on the terminal's other end
         os.chdir(tmp_path)
@@ -255,3 +231,17 @@ def test_console_on_a_terminal_exits_at_once(model: Model, tmp_path: Path, stop:
     assert status is not None, f"still running 10 s after {stop!r}: {seen[-300:]!r}"
     assert os.WEXITSTATUS(status) == (0 if stop == b"/quit\r" else 1)
     assert b"Traceback" not in seen
+
+
+def console_environment(model: Model, tmp_path: Path) -> dict[str, str]:
+    """This process's environment without HarmonYa's settings, then the test's model and db."""
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("HARMONYA_", "DISCORD_", "SPOTIFY_"))
+    }
+    environment.update(
+        HARMONYA_MODEL_DIR=str(model.root),
+        HARMONYA_DATABASE_URL=f"sqlite:///{tmp_path / 'history.sqlite3'}",
+    )
+    return environment
