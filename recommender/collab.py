@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Final
 
@@ -305,7 +305,10 @@ class CollabModel:
 
     @classmethod
     def load(cls, directory: Path, entry: dict[str, Any], n_catalog: int) -> CollabModel:
-        settings = CollabSettings(**entry["settings"])
+        # Bundles from an earlier version may name training options since dropped (such as
+        # variable_context); none of them changes how the exported tower serves.
+        known = {option.name for option in fields(CollabSettings)}
+        settings = CollabSettings(**{k: v for k, v in entry["settings"].items() if k in known})
         with np.load(directory / entry["arrays"]) as arrays:
             rows = arrays["rows"].astype(np.int64)
             contexts = arrays["contexts"].astype(np.float32)

@@ -154,6 +154,15 @@ def test_save_and_load_answer_the_same_without_keras(
         assert scores.tolist() == pytest.approx(expected_scores.tolist())
 
 
+def test_load_ignores_training_options_an_older_bundle_still_names(
+    tmp_path: Path, blocks: Blocks, block_collab: CollabModel
+) -> None:
+    entry = block_collab.save(tmp_path)
+    older = {**entry, "settings": {**entry["settings"], "variable_context": False}}
+    loaded = CollabModel.load(tmp_path, older, blocks.interactions.n_tracks)
+    assert loaded.settings == BLOCK_SETTINGS
+
+
 def test_load_refuses_arrays_that_disagree_with_the_manifest(
     tmp_path: Path, blocks: Blocks, block_collab: CollabModel
 ) -> None:
