@@ -81,6 +81,8 @@ class CoOccurrence:
         )
         self.by_track = self.by_playlist.T.tocsr()
         self.counts = np.asarray(self.by_playlist.sum(axis=0), dtype=np.float64).ravel()
+        self.inverse_sqrt = 1.0 / np.sqrt(np.maximum(self.counts, 1.0))
+        self._last: tuple[bytes, npt.NDArray[np.float64]] | None = None
         self.indptr = indptr
         self.indices = indices
 
@@ -96,29 +98,41 @@ class CoOccurrence:
         flat = np.concatenate(indices) if indices else np.zeros(0, dtype=np.int32)
         return cls(np.asarray(indptr, dtype=np.int64), flat, n_catalog)
 
-    def scores(self, seed_rows: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]) -> Any:
-        """Cosine co-occurrence of each of ``rows`` with the seeds, summed over the seeds."""
+    def all_scores(self, seed_rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """Cosine co-occurrence of every catalogue row with the seeds, summed over the seeds
+        (n,); the seeds themselves score 0.
+
+        A request asks twice (for candidates, then for their features), so the last answer
+        is kept.
+        """
+        seed_rows = np.unique(np.asarray(seed_rows, dtype=np.int64))
+        key = seed_rows.tobytes()
+        kept = self._last
+        if kept is not None and kept[0] == key:
+            return kept[1]
         seeds = seed_rows[self.counts[seed_rows] > 0]
-        if len(seeds) == 0:
-            return np.zeros(len(rows))
-        weights = self.by_track[seeds].T @ (1.0 / np.sqrt(self.counts[seeds]))
-        playlists = np.flatnonzero(weights)
-        if len(playlists) == 0:
-            return np.zeros(len(rows))
-        summed = self.by_playlist[playlists][:, rows].T @ weights[playlists]
-        return np.asarray(summed, dtype=np.float64) / np.sqrt(np.maximum(self.counts[rows], 1.0))
+        scores = np.zeros(len(self.counts))
+        if len(seeds):
+            weights = self.by_track[seeds].T @ self.inverse_sqrt[seeds]
+            playlists = np.flatnonzero(weights)
+            summed = np.asarray(self.by_playlist[playlists].T @ weights[playlists]).ravel()
+            scores = summed * self.inverse_sqrt
+            scores[seeds] = 0.0
+        self._last = (key, scores)
+        return scores
+
+    def scores(
+        self, seed_rows: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]
+    ) -> npt.NDArray[np.float64]:
+        """:meth:`all_scores` of ``rows``."""
+        return self.all_scores(seed_rows)[rows]
 
     def top(self, seed_rows: npt.NDArray[np.int64], count: int) -> npt.NDArray[np.int64]:
         """The ``count`` rows that share most playlists with the seeds (cosine), best first."""
-        seeds = seed_rows[self.counts[seed_rows] > 0]
-        if len(seeds) == 0 or count <= 0:
-            return np.zeros(0, dtype=np.int64)
-        weights = self.by_track[seeds].T @ (1.0 / np.sqrt(self.counts[seeds]))
-        playlists = np.flatnonzero(weights)
-        summed = np.asarray(self.by_playlist[playlists].T @ weights[playlists]).ravel()
-        scores = summed / np.sqrt(np.maximum(self.counts, 1.0))
-        scores[seeds] = 0.0
+        scores = self.all_scores(seed_rows)
         found = np.flatnonzero(scores > 0)
+        if count <= 0:
+            return np.zeros(0, dtype=np.int64)
         if len(found) > count:
             found = found[np.argpartition(-scores[found], count - 1)[:count]]
         return found[np.lexsort((found, -scores[found]))].astype(np.int64)
