@@ -25,6 +25,7 @@ from recommender.collab import CollabSettings
 from recommender.data import DataError, fingerprint_files, read_interactions
 from recommender.features import find_feature_files, read_feature_tables
 from recommender.hybrid import HybridRecommender
+from recommender.playlist_io import os_reason
 from recommender.report import write_report
 from recommender.split import (
     SCENARIO_NAMES,
@@ -139,9 +140,9 @@ def evaluate(
             raise click.UsageError("--score and --truth go together")
         _score_only(submission, truth)
         return
+    _prepare(out)  # fail now, not after minutes of training
     scenarios = [s for s in SCENARIOS if not scenario_names or s.name in scenario_names]
     split, artists = _split(data, per_scenario, validation, scenarios, seed)
-    out.mkdir(parents=True, exist_ok=True)
     write_challenge_set(out / "challenge_set.json", split.test)
     write_truth(out / "truth.json", split.test, artists)
     recommender, cost = _harmonya(data, split, epochs, seed, cache)
@@ -160,6 +161,17 @@ def evaluate(
     written = write_report(evaluation, out, command)
     click.echo((out / "report.md").read_text(encoding="utf-8"))
     _say("wrote " + ", ".join(str(p) for p in written))
+
+
+def _prepare(out: Path) -> None:
+    """Create ``out`` (and its submissions folder) and check a file can be written there."""
+    try:
+        (out / "submissions").mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as error:
+        raise UserError(f"cannot write the report to {out}: {os_reason(error)}") from error
 
 
 def _split(

@@ -122,3 +122,14 @@ def test_score_needs_both_files_and_a_readable_truth(tmp_path: Path) -> None:
     result = run("evaluate", "--score", tmp_path / "x.csv", "--truth", tmp_path / "truth.json")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot read the truth file")
+
+
+def test_an_output_folder_that_cannot_be_made_fails_before_any_work(
+    world: World, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = run("evaluate", "--data", world.directory, "--out", blocker / "report")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: cannot write the report to")
+    assert "split:" not in result.stderr  # refused before the data was read
