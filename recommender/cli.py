@@ -169,8 +169,18 @@ def _print_result(
     show_default=True,
     help="Also teach the second-stage re-ranker (trains the towers twice).",
 )
+@click.option(
+    "--model",
+    "model_kind",
+    type=click.Choice(["two-tower", "unified"]),
+    default="two-tower",
+    show_default=True,
+    help="unified: track vectors learn from co-occurrence and sound together (issue 5).",
+)
 @friendly
-def train(data: Path, out: Path, epochs: int, dimension: int, seed: int, rerank: bool) -> None:
+def train(
+    data: Path, out: Path, epochs: int, dimension: int, seed: int, rerank: bool, model_kind: str
+) -> None:
     """Ingest everything under --data, train both towers (and the re-ranker), write the bundle."""
     if not data.exists():
         raise UserError(f"no data at {data}. {MPD_HELP}")
@@ -180,6 +190,7 @@ def train(data: Path, out: Path, epochs: int, dimension: int, seed: int, rerank:
         collab=CollabSettings(epochs=epochs, dimension=dimension, seed=seed),
         seed=seed,
         rerank=RerankSettings(seed=seed) if rerank else None,
+        model=model_kind,
     )
     trained = train_from_directory(data, settings, progress=lambda m: click.echo(m, err=True))
     version = save_bundle(trained.recommender, trained.scaler, out, training=trained.training)

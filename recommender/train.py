@@ -13,8 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from recommender.catalog import TrackCatalog
-from recommender.collab import CollabSettings, train_collab
-from recommender.content import ContentTower, FeatureScaler
+from recommender.collab import CollabModel, CollabSettings, TrainReport, train_collab
+from recommender.content import CONTENT_DIM, ContentTower, FeatureScaler
 from recommender.data import DataError, Interactions, fingerprint_files, read_interactions
 from recommender.features import FeatureTable, find_feature_files, read_feature_tables
 from recommender.hybrid import FusionSettings, HybridRecommender
@@ -22,6 +22,9 @@ from recommender.rerank import CoOccurrence, Reranker, RerankSettings, fit_ranke
 from recommender.split import SCENARIOS
 from recommender.split import hold as hold_playlist
 from recommender.titles import TitleIndex
+from recommender.unified import UnifiedSettings, train_unified
+
+MODELS = ("two-tower", "unified")
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +41,13 @@ class TrainSettings:
     content_prior: float = 2.0
     seed: int = 0
     rerank: RerankSettings | None = field(default_factory=RerankSettings)
+    # "two-tower": the collaborative tower learns from co-occurrence alone; "unified": its
+    # track vectors also come from the sound (recommender/unified.py, issue 5).
+    model: str = "two-tower"
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
 
 
 @dataclass
@@ -141,6 +151,36 @@ def train_model(
     return trained
 
 
+def _train_unified(
+    interactions: Interactions,
+    catalog: TrackCatalog,
+    content: ContentTower | None,
+    settings: TrainSettings,
+    progress: Progress | None,
+) -> tuple[CollabModel, TrainReport]:
+    """The unified tower over the content tower's scaled features (real ones only: the
+    tracks in the content index, which the manifest lists)."""
+    width = content.vectors.shape[1] if content is not None else CONTENT_DIM
+    features = np.zeros((len(catalog), width), dtype=np.float32)
+    has_features = np.zeros(len(catalog), dtype=bool)
+    if content is not None:
+        features[content.rows] = content.vectors
+        has_features[content.rows] = True
+    collab = settings.collab
+    unified = UnifiedSettings(
+        dimension=collab.dimension,
+        temperature=collab.temperature,
+        epochs=collab.epochs,
+        batch_size=collab.batch_size,
+        context_size=collab.context_size,
+        learning_rate=collab.learning_rate,
+        min_count=collab.min_count,
+        n_trees=collab.n_trees,
+        seed=collab.seed,
+    )
+    return train_unified(interactions, features, has_features, unified, progress=progress)
+
+
 def _ranker_playlists(
     interactions: Interactions, settings: RerankSettings
 ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
@@ -201,9 +241,12 @@ def _first_stage(
         _say(progress, f"content index: {len(content.rows):,} tracks")
     else:
         _say(progress, "no audio-feature tables: the content tower is empty ('similar' won't work)")
-    collab, report = train_collab(
-        interactions, settings.collab, n_catalog=len(catalog), progress=progress
-    )
+    if settings.model == "unified":
+        collab, report = _train_unified(interactions, catalog, content, settings, progress)
+    else:
+        collab, report = train_collab(
+            interactions, settings.collab, n_catalog=len(catalog), progress=progress
+        )
     _say(progress, f"collaborative tower: {report.items:,} tracks in {report.seconds:.0f} s")
     popular = popularity(interactions)
     titles = TitleIndex.build(interactions)
@@ -216,6 +259,7 @@ def _first_stage(
         "playlist_tracks": interactions.n_tracks,
         "feature_tracks": len(features),
         "imputed_values": int(features.imputed.sum()),
+        "model": settings.model,
         "collab_items": report.items,
         "collab_examples_per_epoch": report.examples_per_epoch,
         "collab_losses": report.losses,

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
-from conftest import make_interactions, make_track_id
+from conftest import WORLD_SETTINGS, World, make_interactions, make_track_id
 
+from recommender.bundle import load_bundle, save_bundle
+from recommender.rerank import RerankSettings
+from recommender.train import TrainSettings, train_from_directory
 from recommender.unified import UnifiedSettings, train_unified
 
 GROUPS, SIZE, WIDTH = 4, 20, 16
@@ -13,7 +18,7 @@ SETTINGS = UnifiedSettings(dimension=16, epochs=8, batch_size=64, n_trees=10, id
 
 
 @pytest.fixture(scope="module")
-def world():  # type: ignore[no-untyped-def]
+def sounds():  # type: ignore[no-untyped-def]
     """Four groups whose sound alone tells them apart; playlists stay inside a group. The
     last track of each group is on no playlist (cold); one group-0 track has no features."""
     rng = np.random.default_rng(3)
@@ -39,8 +44,8 @@ def world():  # type: ignore[no-untyped-def]
     return ids, groups, cold, bare, ids.index(lonely), tower, report
 
 
-def test_a_track_on_no_playlist_is_recommended_to_the_playlists_it_sounds_like(world) -> None:  # type: ignore[no-untyped-def]
-    ids, groups, cold, _, _, tower, _ = world
+def test_a_track_on_no_playlist_is_recommended_to_the_playlists_it_sounds_like(sounds) -> None:  # type: ignore[no-untyped-def]
+    ids, groups, cold, _, _, tower, _ = sounds
     for group in range(GROUPS):
         seeds = np.asarray([ids.index(t) for t in groups[group][1:9]])
         rows, _ = tower.recommend(seeds, SIZE)
@@ -49,8 +54,8 @@ def test_a_track_on_no_playlist_is_recommended_to_the_playlists_it_sounds_like(w
         assert all(int(t[1]) == group for t in found[:10])
 
 
-def test_every_kind_of_track_has_a_vector_but_those_with_neither(world) -> None:  # type: ignore[no-untyped-def]
-    ids, groups, cold, bare, lonely, tower, report = world
+def test_every_kind_of_track_has_a_vector_but_those_with_neither(sounds) -> None:  # type: ignore[no-untyped-def]
+    ids, groups, cold, bare, lonely, tower, report = sounds
     cold_rows = [ids.index(t) for t in cold]
     assert all(tower.knows(r) for r in cold_rows)  # features, no id
     assert tower.knows(bare)  # an id, no features
@@ -65,3 +70,31 @@ def test_every_kind_of_track_has_a_vector_but_those_with_neither(world) -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(ValueError, match="id_dropout"):
         UnifiedSettings(id_dropout=1.0)
+
+
+def test_harmonya_trains_and_serves_the_unified_model_from_its_bundle(
+    world: World, tmp_path: Path
+) -> None:
+    settings = TrainSettings(
+        collab=WORLD_SETTINGS.collab,
+        content_trees=WORLD_SETTINGS.content_trees,
+        rerank=None,
+        model="unified",
+    )
+    trained = train_from_directory(world.directory, settings)
+    assert trained.training["model"] == "unified"
+    save_bundle(trained.recommender, trained.scaler, tmp_path / "model", training=trained.training)
+    recommender, manifest = load_bundle(tmp_path / "model")
+    assert manifest["training"]["model"] == "unified"
+    # Cold tracks (features, on no playlist) are in the collaborative space now.
+    assert recommender.collab is not None
+    cold_rows, _ = recommender.catalog.indices(world.cold[2])
+    assert all(recommender.collab.knows(int(r)) for r in cold_rows)
+    answer = recommender.recommend(world.groups[2][:8], 60, method="collaborative")
+    found = {item.track_id for item in answer.items}
+    assert found & set(world.cold[2])
+
+
+def test_an_unknown_model_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown model"):
+        TrainSettings(model="three-tower", rerank=RerankSettings())
