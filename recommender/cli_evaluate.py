@@ -37,7 +37,7 @@ from recommender.split import (
     write_challenge_set,
     write_truth,
 )
-from recommender.train import TrainSettings, train_model
+from recommender.train import MODELS, TrainSettings, train_model
 
 
 def _say(message: str) -> None:
@@ -95,6 +95,14 @@ def _say(message: str) -> None:
     type=click.Choice(list(BASELINE_GRIDS)),
     help="Baselines to run (repeat the option); default: all.",
 )
+@click.option(
+    "--model",
+    "model_kind",
+    type=click.Choice(list(MODELS)),
+    default="two-tower",
+    show_default=True,
+    help="Which HarmonYa model to train and score.",
+)
 @click.option("--no-baselines", is_flag=True, help="Score HarmonYa only.")
 @click.option("--no-tune", is_flag=True, help="Each baseline with its first settings only.")
 @click.option(
@@ -122,6 +130,7 @@ def evaluate(
     scenario_names: tuple[str, ...],
     seed: int,
     epochs: int,
+    model_kind: str,
     baseline_names: tuple[str, ...],
     no_baselines: bool,
     no_tune: bool,
@@ -145,7 +154,7 @@ def evaluate(
     split, artists = _split(data, per_scenario, validation, scenarios, seed)
     write_challenge_set(out / "challenge_set.json", split.test)
     write_truth(out / "truth.json", split.test, artists)
-    recommender, cost = _harmonya(data, split, epochs, seed, cache)
+    recommender, cost = _harmonya(data, split, epochs, seed, cache, model_kind)
     names = () if no_baselines else (baseline_names or tuple(BASELINE_GRIDS))
     evaluation = evaluate_methods(
         split,
@@ -155,6 +164,7 @@ def evaluate(
         artists_of=artists,
         baseline_names=names,
         tune_baselines=not no_tune,
+        harmonya_settings=f"{model_kind}, {epochs} epochs",
         progress=_say,
     )
     command = "harmonya evaluate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 1 else ""
@@ -198,11 +208,18 @@ def _split(
 
 
 def _harmonya(
-    data: Path, split: ChallengeSplit, epochs: int, seed: int, cache: Path | None
+    data: Path,
+    split: ChallengeSplit,
+    epochs: int,
+    seed: int,
+    cache: Path | None,
+    model_kind: str = "two-tower",
 ) -> tuple[HybridRecommender, Cost]:
     features = read_feature_tables(data)
     files = [Path(f) for f in split.train.files] + find_feature_files(data)
-    settings = TrainSettings(collab=CollabSettings(epochs=epochs, seed=seed), seed=seed)
+    settings = TrainSettings(
+        collab=CollabSettings(epochs=epochs, seed=seed), seed=seed, model=model_kind
+    )
     digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
     fingerprint = fingerprint_files(files, root=data)[:12]
     key = f"s{seed}-p{split.train.n_playlists}-{digest}-{fingerprint}"

@@ -133,3 +133,28 @@ def test_an_output_folder_that_cannot_be_made_fails_before_any_work(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot write the report to")
     assert "split:" not in result.stderr  # refused before the data was read
+
+
+def test_the_unified_model_is_evaluated_on_request(world: World, tmp_path: Path) -> None:
+    result = run(
+        "evaluate",
+        "--data",
+        world.directory,
+        "--out",
+        tmp_path,
+        "--per-scenario",
+        3,
+        "--validation",
+        0,
+        "--scenario",
+        "first 5",
+        "--epochs",
+        1,
+        "--no-baselines",
+        "--model",
+        "unified",
+    )
+    assert result.exit_code == 0, result.output
+    methods = json.loads((tmp_path / "results.json").read_text())["methods"]
+    assert methods["HarmonYa hybrid"]["settings"] == "unified, 1 epochs"
+    assert "most popular" not in methods
