@@ -127,6 +127,26 @@ def make_examples(
     return contexts[order], targets[order]
 
 
+def in_batch_loss(
+    query: Any, vector: Any, targets: Any, log_q: Any, inverse_temperature: Any
+) -> Any:
+    """In-batch sampled softmax with logQ correction (TensorFlow tensors): each query's
+    positive is its own target; the batch's other targets are its negatives, their logits
+    lowered by the log of how often they are sampled. ``targets`` index ``log_q``."""
+    import tensorflow as tf
+
+    logits = tf.matmul(query, vector, transpose_b=True) * inverse_temperature
+    logits -= tf.gather(log_q, targets)[None, :]
+    # The same track twice in a batch is not a negative of itself.
+    same = tf.equal(targets[:, None], targets[None, :])
+    diagonal = tf.eye(tf.shape(targets)[0], dtype=tf.bool)
+    logits = tf.where(same & ~diagonal, tf.fill(tf.shape(logits), -1e9), logits)
+    labels = tf.range(tf.shape(targets)[0])
+    return tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+
+
 def train_collab(
     interactions: Interactions,
     settings: CollabSettings,
@@ -166,16 +186,7 @@ def train_collab(
     def step(contexts: Any, targets: Any) -> Any:
         with tf.GradientTape() as tape:
             query, vector = model({"context": contexts, "target": targets}, training=True)
-            logits = tf.matmul(query, vector, transpose_b=True) * inverse_temperature
-            logits -= tf.gather(log_q_table, targets)[None, :]
-            # The same track twice in a batch is not a negative of itself.
-            same = tf.equal(targets[:, None], targets[None, :])
-            diagonal = tf.eye(tf.shape(targets)[0], dtype=tf.bool)
-            logits = tf.where(same & ~diagonal, tf.fill(tf.shape(logits), -1e9), logits)
-            labels = tf.range(tf.shape(targets)[0])
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-            )
+            loss = in_batch_loss(query, vector, targets, log_q_table, inverse_temperature)
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss

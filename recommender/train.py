@@ -22,7 +22,7 @@ from recommender.rerank import CoOccurrence, Reranker, RerankSettings, fit_ranke
 from recommender.split import SCENARIOS
 from recommender.split import hold as hold_playlist
 from recommender.titles import TitleIndex
-from recommender.unified import UnifiedSettings, train_unified
+from recommender.unified import train_unified
 
 MODELS = ("two-tower", "unified")
 
@@ -166,19 +166,7 @@ def _train_unified(
     if content is not None:
         features[content.rows] = content.vectors
         has_features[content.rows] = True
-    collab = settings.collab
-    unified = UnifiedSettings(
-        dimension=collab.dimension,
-        temperature=collab.temperature,
-        epochs=collab.epochs,
-        batch_size=collab.batch_size,
-        context_size=collab.context_size,
-        learning_rate=collab.learning_rate,
-        min_count=collab.min_count,
-        n_trees=collab.n_trees,
-        seed=collab.seed,
-    )
-    return train_unified(interactions, features, has_features, unified, progress=progress)
+    return train_unified(interactions, features, has_features, settings.collab, progress=progress)
 
 
 def _ranker_playlists(

@@ -14,52 +14,25 @@ Not yet wired into ``harmonya train`` (issue 5).
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from recommender.collab import CollabModel, CollabSettings, TrainReport, _build_index, _normalise
+from recommender.collab import (
+    CollabModel,
+    CollabSettings,
+    TrainReport,
+    _build_index,
+    _normalise,
+    in_batch_loss,
+)
 from recommender.collab import make_examples as collab_examples
 from recommender.data import DataError, Interactions
 
-
-@dataclass(frozen=True)
-class UnifiedSettings:
-    dimension: int = 64
-    temperature: float = 0.1
-    epochs: int = 5
-    batch_size: int = 1024
-    context_size: int = 32
-    learning_rate: float = 0.003
-    min_count: int = 2
-    id_dropout: float = 0.3
-    n_trees: int = 30
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.id_dropout, int | float) and 0 <= self.id_dropout < 1):
-            raise ValueError("id_dropout must be in [0, 1)")
-        if not (math.isfinite(self.temperature) and self.temperature > 0):
-            raise ValueError("the temperature must be a finite number > 0")
-
-    def as_collab(self) -> CollabSettings:
-        """The serving settings of the exported tower."""
-        return CollabSettings(
-            dimension=self.dimension,
-            temperature=self.temperature,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            context_size=self.context_size,
-            learning_rate=self.learning_rate,
-            min_count=self.min_count,
-            n_trees=self.n_trees,
-            seed=self.seed,
-        )
+ID_DROPOUT = 0.3
 
 
 def build_unified(n_items: int, features: npt.NDArray[np.float32], dimension: int) -> Any:
@@ -111,13 +84,17 @@ def train_unified(
     interactions: Interactions,
     features: npt.NDArray[np.float32],
     has_features: npt.NDArray[np.bool_],
-    settings: UnifiedSettings,
+    settings: CollabSettings,
     *,
+    id_dropout: float = ID_DROPOUT,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[CollabModel, TrainReport]:
-    """Train on ``interactions``; ``features`` (n_catalog, f) and ``has_features`` (n_catalog,)
-    cover the whole catalogue, whose first rows are the interaction vocabulary. Every
-    catalogue row with an id or with features is in the exported tower."""
+    """Train on ``interactions`` with the collaborative tower's ``settings``; ``features``
+    (n_catalog, f) and ``has_features`` (n_catalog,) cover the whole catalogue, whose first
+    rows are the interaction vocabulary. Every catalogue row with an id or with features is
+    in the exported tower."""
+    if not (isinstance(id_dropout, int | float) and 0 <= id_dropout < 1):
+        raise ValueError("id_dropout must be in [0, 1)")
     import tensorflow as tf
 
     started = time.perf_counter()
@@ -149,15 +126,8 @@ def train_unified(
         with tf.GradientTape() as tape:
             query, vector = model(batch, training=True)
             query = tf.math.l2_normalize(query, axis=-1)
-            logits = tf.matmul(query, vector, transpose_b=True) * inverse_temperature
-            logits -= tf.gather(log_q_table, batch["target"] - 1)[None, :]
-            same = tf.equal(batch["target"][:, None], batch["target"][None, :])
-            diagonal = tf.eye(tf.shape(batch["target"])[0], dtype=tf.bool)
-            logits = tf.where(same & ~diagonal, tf.fill(tf.shape(logits), -1e9), logits)
-            labels = tf.range(tf.shape(batch["target"])[0])
-            loss = tf.reduce_mean(
-                tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-            )
+            items = batch["target"] - 1  # the model's ids are shifted by one (0 pads)
+            loss = in_batch_loss(query, vector, items, log_q_table, inverse_temperature)
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables, strict=True))
         return loss
@@ -171,8 +141,8 @@ def train_unified(
         n_examples = len(targets)
         if n_examples < 2:
             raise DataError("no playlist has two usable tracks; nothing to learn")
-        keep_context = _keep(contexts, id_table, droppable, settings.id_dropout, rng)
-        keep_target = _keep(targets, id_table, droppable, settings.id_dropout, rng)
+        keep_context = _keep(contexts, id_table, droppable, id_dropout, rng)
+        keep_target = _keep(targets, id_table, droppable, id_dropout, rng)
         total, batches = 0.0, 0
         for start in range(0, n_examples - 1, settings.batch_size):
             stop = min(start + settings.batch_size, n_examples)
@@ -193,9 +163,8 @@ def train_unified(
     rows = np.flatnonzero(usable).astype(np.int64)
     raw = _export(model, rows, item_rows, features, has_id, has_features)
     vectors = _normalise(raw)
-    collab_settings = settings.as_collab()
     index = _build_index(vectors, settings.n_trees, settings.seed)
-    tower = CollabModel(rows, raw, vectors, index, n_catalog, collab_settings)
+    tower = CollabModel(rows, raw, vectors, index, n_catalog, settings)
     report = TrainReport(len(rows), n_examples, losses, time.perf_counter() - started)
     return tower, report
 

@@ -9,12 +9,13 @@ import pytest
 from conftest import WORLD_SETTINGS, World, make_interactions, make_track_id
 
 from recommender.bundle import load_bundle, save_bundle
+from recommender.collab import CollabSettings
 from recommender.rerank import RerankSettings
 from recommender.train import TrainSettings, train_from_directory
-from recommender.unified import UnifiedSettings, train_unified
+from recommender.unified import train_unified
 
 GROUPS, SIZE, WIDTH = 4, 20, 16
-SETTINGS = UnifiedSettings(dimension=16, epochs=8, batch_size=64, n_trees=10, id_dropout=0.5)
+SETTINGS = CollabSettings(dimension=16, epochs=8, batch_size=64, n_trees=10)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,7 @@ def sounds():  # type: ignore[no-untyped-def]
     has_features = np.asarray([t != lonely for t in ids])
     bare = ids.index(groups[0][0])
     has_features[bare] = False
-    tower, report = train_unified(interactions, features, has_features, SETTINGS)
+    tower, report = train_unified(interactions, features, has_features, SETTINGS, id_dropout=0.5)
     return ids, groups, cold, bare, ids.index(lonely), tower, report
 
 
@@ -67,9 +68,11 @@ def test_every_kind_of_track_has_a_vector_but_those_with_neither(sounds) -> None
     assert all(int(ids[r][1]) == 0 for r in rows)
 
 
-def test_settings_are_checked() -> None:
+def test_the_id_dropout_share_is_checked() -> None:
+    interactions = make_interactions([[make_track_id("a", 0), make_track_id("a", 1)]])
+    features = np.zeros((2, WIDTH), dtype=np.float32)
     with pytest.raises(ValueError, match="id_dropout"):
-        UnifiedSettings(id_dropout=1.0)
+        train_unified(interactions, features, np.ones(2, dtype=bool), SETTINGS, id_dropout=1.0)
 
 
 def test_harmonya_trains_and_serves_the_unified_model_from_its_bundle(
