@@ -74,7 +74,7 @@ def markdown(evaluation: Evaluation, command: str = "") -> str:
         "| method | R-precision | NDCG | clicks | cold hits | hits@500 | settings |",
         "|---|---|---|---|---|---|---|",
     ]
-    warm_pids = {p.pid for p in split.test if p.seeds}
+    seeded_pids = {p.pid for p in split.test if p.seeds}
     for result in results:
         s = summarise(result)
         lines.append(
@@ -90,7 +90,7 @@ def markdown(evaluation: Evaluation, command: str = "") -> str:
         "|---|---|---|---|",
     ]
     for result in results:
-        s = summarise(result, warm_pids)
+        s = summarise(result, seeded_pids)
         lines.append(f"| {result.name} | {s.r_precision:.4f} | {s.ndcg:.4f} | {s.clicks:.2f} |")
     for metric in ("ndcg", "r_precision", "clicks"):
         label = {"ndcg": "NDCG", "r_precision": "R-precision", "clicks": "clicks"}[metric]
