@@ -10,6 +10,7 @@ quality.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,10 @@ class MethodResult:
     cold_hits: int = 0
     settings: str = ""
     hits_at: dict[int, int] = field(default_factory=dict)  # list length -> hidden tracks found
+    # The same lists scored against only the warm (on a training playlist) or only the cold
+    # (on none, with audio features) hidden tracks, over the playlists that hide any.
+    warm: list[metrics.PlaylistScore] = field(default_factory=list)
+    cold: list[metrics.PlaylistScore] = field(default_factory=list)
 
 
 def _rss_mib() -> float:
@@ -112,12 +117,17 @@ class HarmonYaMethod:
         return [item.track_id for item in result.items]
 
 
-def harmonya_methods(recommender: HybridRecommender) -> list[baselines.Method]:
-    methods: list[baselines.Method] = [HarmonYaMethod("HarmonYa hybrid", recommender, "hybrid")]
+def harmonya_methods(recommender: HybridRecommender, label: str = "") -> list[HarmonYaMethod]:
+    """The hybrid, the fusion without the re-ranker, and each tower alone; ``label`` (the
+    model's kind, when a run compares several) is appended to each name."""
+    suffix = f" ({label})" if label else ""
+    methods = [HarmonYaMethod("HarmonYa hybrid" + suffix, recommender, "hybrid")]
     if recommender.reranker is not None:
-        methods.append(HarmonYaMethod("HarmonYa fusion only", recommender, "hybrid", rerank=False))
-    methods.append(HarmonYaMethod("HarmonYa collaborative", recommender, COLLABORATIVE))
-    methods.append(HarmonYaMethod("HarmonYa content", recommender, CONTENT))
+        methods.append(
+            HarmonYaMethod("HarmonYa fusion only" + suffix, recommender, "hybrid", rerank=False)
+        )
+    methods.append(HarmonYaMethod("HarmonYa collaborative" + suffix, recommender, COLLABORATIVE))
+    methods.append(HarmonYaMethod("HarmonYa content" + suffix, recommender, CONTENT))
     return methods
 
 
@@ -144,8 +154,10 @@ def run_method(
     cold: set[str],
     *,
     cost: Cost | None = None,
+    warm: set[str] | None = None,
 ) -> MethodResult:
-    """Recommend for every playlist, write the submission, score that file."""
+    """Recommend for every playlist, write the submission, score that file: against every
+    hidden track, then against only the ``warm`` and only the ``cold`` ones."""
     lists: dict[int, list[str]] = {}
     latencies: list[float] = []
     for playlist in playlists:
@@ -180,13 +192,31 @@ def run_method(
         check.problems,
         cold_hits,
         hits_at=hits_at,
+        warm=metrics.score_submission(check, only(expected, warm or set()), artists),
+        cold=metrics.score_submission(check, only(expected, cold), artists),
     )
+
+
+def only(expected: dict[int, metrics.Truth], tracks: set[str]) -> dict[int, metrics.Truth]:
+    """Each truth cut to the hidden tracks in ``tracks`` (ids); playlists left with none go."""
+    cut: dict[int, metrics.Truth] = {}
+    for pid, truth in expected.items():
+        kept = tuple(u for u in truth.hidden if u[len(TRACK_URI_PREFIX) :] in tracks)
+        if kept:
+            cut[pid] = metrics.Truth(pid, truth.seeds, kept)
+    return cut
 
 
 def cold_tracks(split: ChallengeSplit, content_ids: set[str]) -> set[str]:
     """Hidden tracks no training playlist holds but that have audio features."""
     known = set(split.train.track_ids)
     return {t for p in split.test for t in p.hidden if t not in known and t in content_ids}
+
+
+def warm_tracks(split: ChallengeSplit) -> set[str]:
+    """Hidden tracks at least one training playlist holds."""
+    known = set(split.train.track_ids)
+    return {t for p in split.test for t in p.hidden if t in known}
 
 
 def tune(
@@ -247,21 +277,31 @@ class Evaluation:
     results: list[MethodResult]
     cold: int  # hidden test tracks absent from training but with audio features
     hidden: int
+    warm: int = 0  # hidden test tracks on at least one training playlist
+
+
+@dataclass
+class Trained:
+    """One HarmonYa model trained on the split's training part, and what that cost."""
+
+    recommender: HybridRecommender
+    cost: Cost
+    settings: str = ""
+    label: str = ""  # set when a run compares several models
 
 
 def evaluate_methods(
     split: ChallengeSplit,
-    recommender: HybridRecommender,
-    training_cost: Cost,
+    models: Sequence[Trained],
     out: Path,
     *,
     artists_of: dict[str, str] | None = None,
     baseline_names: Sequence[str] = tuple(BASELINE_GRIDS),
     tune_baselines: bool = True,
-    harmonya_settings: str = "",
     progress: Progress | None = None,
 ) -> Evaluation:
-    """Score HarmonYa (already trained on ``split.train``) and the baselines on ``split.test``.
+    """Score HarmonYa's ``models`` (already trained on ``split.train``) and the baselines on
+    ``split.test``.
 
     ``artists_of`` maps track ids to artists for R-precision's artist credit; give it the
     artists of the whole data, held-out tracks included.
@@ -271,20 +311,24 @@ def evaluate_methods(
     submissions.mkdir(parents=True, exist_ok=True)
     artists = {TRACK_URI_PREFIX + t: a for t, a in (artists_of or {}).items()}
     content_ids: set[str] = set()
-    if recommender.content is not None:
-        content_ids = {recommender.catalog.track_ids[int(r)] for r in recommender.content.rows}
+    for model in models:
+        content = model.recommender.content
+        if content is not None:
+            catalog = model.recommender.catalog
+            content_ids |= {catalog.track_ids[int(r)] for r in content.rows}
     cold = cold_tracks(split, content_ids)
+    warm = warm_tracks(split)
     results: list[MethodResult] = []
-    for method in harmonya_methods(recommender):
-        say(f"{method.name}: recommending for {len(split.test)} playlists")
-        cost = Cost(training_cost.seconds, training_cost.peak_mib)
-        if method.name != "HarmonYa hybrid":
-            cost.note = "same training as the hybrid"
-        result = run_method(
-            method, split.test, _csv(submissions, method.name), artists, cold, cost=cost
-        )
-        result.settings = harmonya_settings if method.name.endswith("hybrid") else ""
-        results.append(result)
+    for model in models:
+        for number, ours in enumerate(harmonya_methods(model.recommender, model.label)):
+            say(f"{ours.name}: recommending for {len(split.test)} playlists")
+            cost = Cost(model.cost.seconds, model.cost.peak_mib)
+            if number:
+                cost.note = "same training as the hybrid"
+            csv = _csv(submissions, ours.name)
+            result = run_method(ours, split.test, csv, artists, cold, cost=cost, warm=warm)
+            result.settings = "" if number else model.settings
+            results.append(result)
     for name in baseline_names:
         make, grid = BASELINE_GRIDS[name]
         if tune_baselines and split.validation and len(grid) > 1:
@@ -296,12 +340,14 @@ def evaluate_methods(
             say(f"{name}: fitting")
             with measure(cost):
                 method.fit(split.train)
-        result = run_method(method, split.test, _csv(submissions, name), artists, cold, cost=cost)
+        csv = _csv(submissions, name)
+        result = run_method(method, split.test, csv, artists, cold, cost=cost, warm=warm)
         result.settings = ", ".join(f"{k}={v}" for k, v in settings.items())
         results.append(result)
     hidden = sum(len(p.hidden) for p in split.test)
-    return Evaluation(split, results, len(cold), hidden)
+    return Evaluation(split, results, len(cold), hidden, len(warm))
 
 
 def _csv(folder: Path, name: str) -> Path:
-    return folder / (name.lower().replace(" ", "-") + ".csv")
+    """``HarmonYa hybrid (unified)`` -> ``harmonya-hybrid-unified.csv``."""
+    return folder / ("-".join(re.findall(r"[a-z0-9]+", name.lower())) + ".csv")

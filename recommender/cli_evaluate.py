@@ -14,6 +14,7 @@ from recommender import metrics
 from recommender.benchmark import (
     BASELINE_GRIDS,
     Cost,
+    Trained,
     artist_map,
     evaluate_methods,
     measure,
@@ -97,11 +98,11 @@ def _say(message: str) -> None:
 )
 @click.option(
     "--model",
-    "model_kind",
+    "model_kinds",
+    multiple=True,
     type=click.Choice(list(MODELS)),
-    default="two-tower",
-    show_default=True,
-    help="Which HarmonYa model to train and score.",
+    help="HarmonYa model to train and score (repeat the option to compare both on one "
+    "split); default: two-tower.",
 )
 @click.option("--no-baselines", is_flag=True, help="Score HarmonYa only.")
 @click.option("--no-tune", is_flag=True, help="Each baseline with its first settings only.")
@@ -130,7 +131,7 @@ def evaluate(
     scenario_names: tuple[str, ...],
     seed: int,
     epochs: int,
-    model_kind: str,
+    model_kinds: tuple[str, ...],
     baseline_names: tuple[str, ...],
     no_baselines: bool,
     no_tune: bool,
@@ -154,17 +155,20 @@ def evaluate(
     split, artists = _split(data, per_scenario, validation, scenarios, seed)
     write_challenge_set(out / "challenge_set.json", split.test)
     write_truth(out / "truth.json", split.test, artists)
-    recommender, cost = _harmonya(data, split, epochs, seed, cache, model_kind)
+    kinds = list(dict.fromkeys(model_kinds or ("two-tower",)))
+    models = []
+    for kind in kinds:
+        recommender, cost = _harmonya(data, split, epochs, seed, cache, kind)
+        label = kind if len(kinds) > 1 else ""
+        models.append(Trained(recommender, cost, f"{kind}, {epochs} epochs", label))
     names = () if no_baselines else (baseline_names or tuple(BASELINE_GRIDS))
     evaluation = evaluate_methods(
         split,
-        recommender,
-        cost,
+        models,
         out,
         artists_of=artists,
         baseline_names=names,
         tune_baselines=not no_tune,
-        harmonya_settings=f"{model_kind}, {epochs} epochs",
         progress=_say,
     )
     command = "harmonya evaluate " + shlex.join(sys.argv[2:]) if len(sys.argv) > 1 else ""
@@ -232,7 +236,7 @@ def _harmonya(
         except BundleError as error:
             _say(f"cached model unusable ({error}); training again")
     cost = Cost()
-    _say("HarmonYa: training on the training part")
+    _say(f"HarmonYa ({model_kind}): training on the training part")
     with measure(cost):
         trained = train_model(split.train, features, settings, progress=_say)
     _say(f"HarmonYa: trained in {cost.seconds:.0f} s, peak +{cost.peak_mib:.0f} MiB")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from recommender.benchmark import Evaluation, MethodResult
+from recommender.metrics import PlaylistScore
 from recommender.split import SCENARIO_NAMES
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,10 @@ class Summary:
 
 
 def summarise(result: MethodResult, pids: set[int] | None = None) -> Summary:
-    scores = [s for s in result.scores if pids is None or s.pid in pids]
+    return mean_of([s for s in result.scores if pids is None or s.pid in pids])
+
+
+def mean_of(scores: Sequence[PlaylistScore]) -> Summary:
     if not scores:
         return Summary(0.0, 0.0, 51.0, 0)
     return Summary(
@@ -92,6 +96,7 @@ def markdown(evaluation: Evaluation, command: str = "") -> str:
     for result in results:
         s = summarise(result, seeded_pids)
         lines.append(f"| {result.name} | {s.r_precision:.4f} | {s.ndcg:.4f} | {s.clicks:.2f} |")
+    lines += warm_and_cold(evaluation)
     for metric in ("ndcg", "r_precision", "clicks"):
         label = {"ndcg": "NDCG", "r_precision": "R-precision", "clicks": "clicks"}[metric]
         lines += ["", f"## {label} per scenario", ""]
@@ -122,9 +127,44 @@ def markdown(evaluation: Evaluation, command: str = "") -> str:
     return "\n".join(lines)
 
 
+def warm_and_cold(evaluation: Evaluation) -> list[str]:
+    """The same lists scored against only the warm, then only the cold hidden tracks."""
+    results = evaluation.results
+    warm_lists = max((len(r.warm) for r in results), default=0)
+    cold_lists = max((len(r.cold) for r in results), default=0)
+    lines = [
+        "",
+        "## Warm and cold hidden tracks",
+        "",
+        f"Each method's same 500-track lists, scored against only the warm hidden tracks "
+        f"({evaluation.warm:,}, on at least one training playlist; {warm_lists} playlists "
+        f"hide some) and against only the cold ones ({evaluation.cold:,}, on no training "
+        f"playlist but with audio features; {cold_lists} playlists hide some). Cold recall "
+        "is the share of cold hidden tracks found in the 500.",
+        "",
+        "| method | warm R-precision | warm NDCG | warm clicks | cold R-precision | cold NDCG "
+        "| cold clicks | cold recall |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        w, c = mean_of(result.warm), mean_of(result.cold)
+        recall = result.cold_hits / evaluation.cold if evaluation.cold else 0.0
+        lines.append(
+            f"| {result.name} | {w.r_precision:.4f} | {w.ndcg:.4f} | {w.clicks:.2f} | "
+            f"{c.r_precision:.4f} | {c.ndcg:.4f} | {c.clicks:.2f} | {recall:.4f} |"
+        )
+    return lines
+
+
 def results_json(evaluation: Evaluation) -> dict[str, Any]:
     scenarios = by_scenario(evaluation)
-    data: dict[str, Any] = {"machine": machine(), "cold": evaluation.cold, "methods": {}}
+    data: dict[str, Any] = {
+        "machine": machine(),
+        "hidden": evaluation.hidden,
+        "warm": evaluation.warm,
+        "cold": evaluation.cold,
+        "methods": {},
+    }
     for result in evaluation.results:
         latency = np.asarray(result.latencies_ms)
         data["methods"][result.name] = {
@@ -132,6 +172,8 @@ def results_json(evaluation: Evaluation) -> dict[str, Any]:
             "scenarios": {
                 name: summarise(result, pids).__dict__ for name, pids in scenarios.items()
             },
+            "warm": mean_of(result.warm).__dict__,
+            "cold": mean_of(result.cold).__dict__,
             "cold_hits": result.cold_hits,
             "hits_at": result.hits_at,
             "training_seconds": round(result.cost.seconds, 2),

@@ -236,6 +236,10 @@ def _first_stage(
             interactions, settings.collab, n_catalog=len(catalog), progress=progress
         )
     _say(progress, f"collaborative tower: {report.items:,} tracks in {report.seconds:.0f} s")
+    if settings.model == "unified":
+        training_extra = {"unified_tracks": _unified_kinds(collab, content, interactions, settings)}
+    else:
+        training_extra = {}
     popular = popularity(interactions)
     titles = TitleIndex.build(interactions)
     _say(progress, f"titles: {len(titles):,} playlist names")
@@ -247,13 +251,58 @@ def _first_stage(
         "playlist_tracks": interactions.n_tracks,
         "feature_tracks": len(features),
         "imputed_values": int(features.imputed.sum()),
+        "real_features": real_features(catalog, features, interactions),
         "model": settings.model,
         "collab_items": report.items,
         "collab_examples_per_epoch": report.examples_per_epoch,
         "collab_losses": report.losses,
         "seconds": round(time.perf_counter() - started, 1),
+        **training_extra,
     }
     return TrainedModel(recommender, scaler, training)
+
+
+def real_features(
+    catalog: TrackCatalog, features: FeatureTable, interactions: Interactions
+) -> dict[str, Any]:
+    """Which tracks had real audio features: every one read from a dataset's table (a record
+    needs 8 of the 13 values valid; a missing one is the table's median, and counted here).
+    Those are exactly the content index's rows (``content.npz`` ``rows`` -> ``catalog.csv``);
+    no track is given features it does not have."""
+    complete = int((~features.imputed.any(axis=1)).sum()) if len(features) else 0
+    playlist_ids = set(interactions.track_ids)
+    return {
+        "tracks": len(features),
+        "listed_in": "content.npz rows (catalogue rows of catalog.csv)",
+        "all_13_values_read": complete,
+        "some_values_imputed": len(features) - complete,
+        "on_training_playlists": sum(1 for t in features.ids if t in playlist_ids),
+        "catalogue_tracks_without": len(catalog) - len(features),
+    }
+
+
+def _unified_kinds(
+    collab: CollabModel,
+    content: ContentTower | None,
+    interactions: Interactions,
+    settings: TrainSettings,
+) -> dict[str, int]:
+    """How the unified tower places its tracks: by id and sound, id only, or sound only."""
+    n_catalog = len(collab.position)
+    has_features = np.zeros(n_catalog, dtype=bool)
+    if content is not None:
+        has_features[content.rows] = True
+    counts = np.zeros(n_catalog, dtype=np.int64)
+    counts[: interactions.n_tracks] = interactions.counts()
+    has_id = counts >= settings.collab.min_count
+    placed = np.zeros(n_catalog, dtype=bool)
+    placed[collab.rows] = True
+    return {
+        "id_and_sound": int((placed & has_id & has_features).sum()),
+        "id_only": int((placed & has_id & ~has_features).sum()),
+        "sound_only": int((placed & ~has_id & has_features).sum()),
+        "neither_left_out": int((~has_id & ~has_features).sum()),
+    }
 
 
 def train_from_directory(

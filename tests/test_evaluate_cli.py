@@ -9,7 +9,9 @@ import pytest
 from click.testing import CliRunner, Result
 from conftest import World
 
+from recommender.benchmark import only
 from recommender.cli import cli
+from recommender.metrics import Truth
 
 
 def run(*args: object) -> Result:
@@ -133,6 +135,58 @@ def test_an_output_folder_that_cannot_be_made_fails_before_any_work(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot write the report to")
     assert "split:" not in result.stderr  # refused before the data was read
+
+
+def test_both_models_are_compared_on_one_split_warm_and_cold_apart(
+    world: World, tmp_path: Path
+) -> None:
+    result = run(
+        "evaluate",
+        "--data",
+        world.directory,
+        "--out",
+        tmp_path,
+        "--per-scenario",
+        3,
+        "--validation",
+        0,
+        "--scenario",
+        "first 5",
+        "--epochs",
+        1,
+        "--no-baselines",
+        "--model",
+        "two-tower",
+        "--model",
+        "unified",
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "results.json").read_text())
+    methods = results["methods"]
+    assert methods["HarmonYa hybrid (unified)"]["settings"] == "unified, 1 epochs"
+    assert methods["HarmonYa hybrid (two-tower)"]["settings"] == "two-tower, 1 epochs"
+    assert {"HarmonYa collaborative (unified)", "HarmonYa content (two-tower)"} <= set(methods)
+    assert "most popular" not in methods
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    hidden = sum(len(p["hidden"]) for p in truth["playlists"])
+    assert results["warm"] + results["cold"] <= hidden == results["hidden"]
+    for figures in methods.values():
+        warm = figures["warm"]
+        assert 0 < warm["playlists"] <= figures["overall"]["playlists"]
+        assert 0.0 <= warm["ndcg"] <= 1.0
+    submissions = {p.name for p in (tmp_path / "submissions").iterdir()}
+    assert "harmonya-hybrid-unified.csv" in submissions
+    assert "## Warm and cold hidden tracks" in (tmp_path / "report.md").read_text()
+
+
+def test_scoring_against_a_part_of_the_hidden_tracks_drops_the_rest() -> None:
+    expected = {
+        1: Truth(1, frozenset(), ("spotify:track:a", "spotify:track:b", "spotify:track:c")),
+        2: Truth(2, frozenset(), ("spotify:track:b",)),
+    }
+    cut = only(expected, {"a", "c"})
+    assert list(cut) == [1]
+    assert cut[1].hidden == ("spotify:track:a", "spotify:track:c")
 
 
 def test_the_unified_model_is_evaluated_on_request(world: World, tmp_path: Path) -> None:

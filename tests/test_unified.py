@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import WORLD_SETTINGS, World, make_interactions, make_track_id
 
+from bot.service import RecommendService, Requester, Source
+from bot.storage import HistoryStore, upgrade_database
 from recommender.bundle import load_bundle, save_bundle
 from recommender.collab import CollabSettings
 from recommender.rerank import RerankSettings
@@ -75,9 +81,8 @@ def test_the_id_dropout_share_is_checked() -> None:
         train_unified(interactions, features, np.ones(2, dtype=bool), SETTINGS, id_dropout=1.0)
 
 
-def test_harmonya_trains_and_serves_the_unified_model_from_its_bundle(
-    world: World, tmp_path: Path
-) -> None:
+@pytest.fixture(scope="module")
+def unified_bundle(world: World, tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = TrainSettings(
         collab=WORLD_SETTINGS.collab,
         content_trees=WORLD_SETTINGS.content_trees,
@@ -85,9 +90,15 @@ def test_harmonya_trains_and_serves_the_unified_model_from_its_bundle(
         model="unified",
     )
     trained = train_from_directory(world.directory, settings)
-    assert trained.training["model"] == "unified"
-    save_bundle(trained.recommender, trained.scaler, tmp_path / "model", training=trained.training)
-    recommender, manifest = load_bundle(tmp_path / "model")
+    root = tmp_path_factory.mktemp("unified") / "model"
+    save_bundle(trained.recommender, trained.scaler, root, training=trained.training)
+    return root
+
+
+def test_harmonya_trains_and_serves_the_unified_model_from_its_bundle(
+    world: World, unified_bundle: Path
+) -> None:
+    recommender, manifest = load_bundle(unified_bundle)
     assert manifest["training"]["model"] == "unified"
     # Cold tracks (features, on no playlist) are in the collaborative space now.
     assert recommender.collab is not None
@@ -96,6 +107,71 @@ def test_harmonya_trains_and_serves_the_unified_model_from_its_bundle(
     answer = recommender.recommend(world.groups[2][:8], 60, method="collaborative")
     found = {item.track_id for item in answer.items}
     assert found & set(world.cold[2])
+
+
+def test_the_manifest_names_the_tracks_that_had_real_features(
+    world: World, unified_bundle: Path
+) -> None:
+    recommender, manifest = load_bundle(unified_bundle)
+    real = manifest["training"]["real_features"]
+    with_features = {t for g in world.groups + world.cold for t in g} | {world.once_with_features}
+    assert real["tracks"] == len(with_features)
+    assert real["all_13_values_read"] == len(with_features)
+    on_playlists = {t for playlist in world.playlists for t in playlist}
+    assert real["on_training_playlists"] == len(with_features & on_playlists)
+    # The list itself: the content index's rows, read back as track ids.
+    assert recommender.content is not None
+    listed = {recommender.catalog.track_ids[int(r)] for r in recommender.content.rows}
+    assert listed == with_features
+    kinds = manifest["training"]["unified_tracks"]
+    # An id takes two playlists (min_count); sound-only tracks are on fewer, cold ones on none.
+    counts = Counter(t for playlist in world.playlists for t in set(playlist))
+    assert kinds["sound_only"] == sum(counts[t] < 2 for t in with_features)
+    assert kinds["sound_only"] > sum(map(len, world.cold))
+    assert kinds["id_only"] == len(world.no_features)
+    assert kinds["neither_left_out"] == 1  # once_without_features
+    assert recommender.collab is not None
+    placed = kinds["id_and_sound"] + kinds["id_only"] + kinds["sound_only"]
+    assert placed == len(recommender.collab.rows)
+
+
+def test_a_fresh_process_serves_the_saved_unified_model_unchanged(
+    world: World, unified_bundle: Path
+) -> None:
+    seeds = world.groups[3][:6]
+    recommender, _ = load_bundle(unified_bundle)
+    here = [item.track_id for item in recommender.recommend(seeds, 40).items]
+    command = [sys.executable, "-m", "recommender", "recommend", *seeds]
+    done = subprocess.run(
+        [*command, "--model", str(unified_bundle), "-k", "40", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    there = [item["track_id"] for item in json.loads(done.stdout)["items"]]
+    assert there == here
+    assert len(here) == 40 and not set(here) & set(seeds)
+
+
+@pytest.mark.asyncio
+async def test_the_bot_serves_the_unified_model_the_bundle_holds(
+    world: World, unified_bundle: Path, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    upgrade_database(url)
+    service = RecommendService(HistoryStore.from_url(url), None)
+    try:
+        await service.load_model(unified_bundle)
+        links = " ".join(f"https://open.spotify.com/track/{t}" for t in world.groups[5][:8])
+        answer = await service.recommend(Requester(1), Source(tracks=links), 50)
+    finally:
+        service.close()
+    found = [item.track_id for item in answer.result.items]
+    assert len(found) == 50
+    assert sum(world.group_of(t) == 5 for t in found) >= 45
+    assert set(found) & set(world.cold[5])  # tracks on no playlist, placed by their sound
 
 
 def test_an_unknown_model_kind_is_refused() -> None:
