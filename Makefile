@@ -24,12 +24,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)  # about 75 minutes on 2 cores
+bench: $(STAMP)  # about 2 hours on 2 cores
 	$(BIN)/harmonya demo > /dev/null  # latency.py needs models/default
 	$(BIN)/python bench/train_time.py
+	$(BIN)/python bench/train_time.py --model unified
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/load.py --model models/default
-	$(BIN)/harmonya evaluate --out runs/evaluation
+	$(BIN)/harmonya evaluate --model two-tower --model unified --out runs/evaluation
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache .mypy_cache *.egg-info

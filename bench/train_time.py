@@ -1,6 +1,6 @@
 """Wall time and peak memory of `harmonya train` on the real data, as a child process.
 
-    python bench/train_time.py [--data ../shared/data/raw] [--repeat 3]
+    python bench/train_time.py [--data ../shared/data/raw] [--repeat 3] [--model unified]
 
 Prints each run and the medians. Peak memory is the child's maximum resident set size.
 """
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 
-def run_once(data: Path) -> tuple[float, float]:
+def run_once(data: Path, model: str) -> tuple[float, float]:
     with tempfile.TemporaryDirectory(prefix="harmonya-bench-") as out:
         started = time.perf_counter()
         code = (
@@ -30,7 +30,7 @@ def run_once(data: Path) -> tuple[float, float]:
             "sys.exit(code)\n"
         )
         result = subprocess.run(
-            [sys.executable, "-c", code, "train", "--data", str(data), "--out", out],
+            [sys.executable, "-c", code, "train", "--data", data, "--out", out, "--model", model],
             capture_output=True,
             text=True,
             check=False,
@@ -48,13 +48,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/raw"))
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--model", choices=("two-tower", "unified"), default="two-tower")
     args = parser.parse_args()
     print(
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; model: {args.model}"
     )
     walls, peaks = [], []
     for run in range(1, args.repeat + 1):
-        wall, peak = run_once(args.data)
+        wall, peak = run_once(args.data, args.model)
         walls.append(wall)
         peaks.append(peak)
         print(f"run {run}: {wall:.1f} s wall, {peak:.2f} GiB peak RSS", flush=True)

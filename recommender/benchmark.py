@@ -275,9 +275,11 @@ BASELINE_GRIDS: dict[str, tuple[Callable[..., baselines.Method], list[dict[str, 
 class Evaluation:
     split: ChallengeSplit
     results: list[MethodResult]
-    cold: int  # hidden test tracks absent from training but with audio features
+    # Hidden test entries (a track hidden in two playlists counts twice), all of them, those
+    # absent from training but with audio features, and those on a training playlist.
+    cold: int
     hidden: int
-    warm: int = 0  # hidden test tracks on at least one training playlist
+    warm: int = 0
 
 
 @dataclass
@@ -345,7 +347,12 @@ def evaluate_methods(
         result.settings = ", ".join(f"{k}={v}" for k, v in settings.items())
         results.append(result)
     hidden = sum(len(p.hidden) for p in split.test)
-    return Evaluation(split, results, len(cold), hidden, len(warm))
+    return Evaluation(split, results, _occurrences(split, cold), hidden, _occurrences(split, warm))
+
+
+def _occurrences(split: ChallengeSplit, tracks: set[str]) -> int:
+    """Hidden test entries (a track hidden in two playlists counts twice) among ``tracks``."""
+    return sum(1 for p in split.test for t in p.hidden if t in tracks)
 
 
 def _csv(folder: Path, name: str) -> Path:

@@ -34,6 +34,7 @@ from recommender.links import LinkError, parse_track_ref, track_uri
 from recommender.playlist_io import PlaylistFileError, read_playlist_file
 from recommender.rerank import RerankSettings
 from recommender.train import TrainSettings, train_from_directory
+from recommender.unified import ID_DROPOUT
 
 log = logging.getLogger(__name__)
 
@@ -175,11 +176,26 @@ def _print_result(
     type=click.Choice(["two-tower", "unified"]),
     default="two-tower",
     show_default=True,
-    help="unified: track vectors learn from co-occurrence and sound together (issue 5).",
+    help="unified: track vectors learn from co-occurrence and sound together.",
+)
+@click.option(
+    "--id-dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=ID_DROPOUT,
+    show_default=True,
+    help="unified: share of training examples in which a track's id part is dropped, so its "
+    "sound alone must place it.",
 )
 @friendly
 def train(
-    data: Path, out: Path, epochs: int, dimension: int, seed: int, rerank: bool, model_kind: str
+    data: Path,
+    out: Path,
+    epochs: int,
+    dimension: int,
+    seed: int,
+    rerank: bool,
+    model_kind: str,
+    id_dropout: float,
 ) -> None:
     """Ingest everything under --data, train both towers (and the re-ranker), write the bundle."""
     if not data.exists():
@@ -191,6 +207,7 @@ def train(
         seed=seed,
         rerank=RerankSettings(seed=seed) if rerank else None,
         model=model_kind,
+        id_dropout=id_dropout,
     )
     trained = train_from_directory(data, settings, progress=lambda m: click.echo(m, err=True))
     version = save_bundle(trained.recommender, trained.scaler, out, training=trained.training)

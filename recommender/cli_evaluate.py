@@ -39,6 +39,7 @@ from recommender.split import (
     write_truth,
 )
 from recommender.train import MODELS, TrainSettings, train_model
+from recommender.unified import ID_DROPOUT
 
 
 def _say(message: str) -> None:
@@ -104,6 +105,13 @@ def _say(message: str) -> None:
     help="HarmonYa model to train and score (repeat the option to compare both on one "
     "split); default: two-tower.",
 )
+@click.option(
+    "--id-dropout",
+    type=click.FloatRange(0, 1, max_open=True),
+    default=ID_DROPOUT,
+    show_default=True,
+    help="The unified model's id-dropout share (see harmonya train).",
+)
 @click.option("--no-baselines", is_flag=True, help="Score HarmonYa only.")
 @click.option("--no-tune", is_flag=True, help="Each baseline with its first settings only.")
 @click.option(
@@ -132,6 +140,7 @@ def evaluate(
     seed: int,
     epochs: int,
     model_kinds: tuple[str, ...],
+    id_dropout: float,
     baseline_names: tuple[str, ...],
     no_baselines: bool,
     no_tune: bool,
@@ -158,9 +167,12 @@ def evaluate(
     kinds = list(dict.fromkeys(model_kinds or ("two-tower",)))
     models = []
     for kind in kinds:
-        recommender, cost = _harmonya(data, split, epochs, seed, cache, kind)
+        recommender, cost = _harmonya(data, split, epochs, seed, cache, kind, id_dropout)
         label = kind if len(kinds) > 1 else ""
-        models.append(Trained(recommender, cost, f"{kind}, {epochs} epochs", label))
+        described = f"{kind}, {epochs} epochs"
+        if kind == "unified":
+            described += f", id dropout {id_dropout:g}"
+        models.append(Trained(recommender, cost, described, label))
     names = () if no_baselines else (baseline_names or tuple(BASELINE_GRIDS))
     evaluation = evaluate_methods(
         split,
@@ -218,11 +230,15 @@ def _harmonya(
     seed: int,
     cache: Path | None,
     model_kind: str = "two-tower",
+    id_dropout: float = ID_DROPOUT,
 ) -> tuple[HybridRecommender, Cost]:
     features = read_feature_tables(data)
     files = [Path(f) for f in split.train.files] + find_feature_files(data)
     settings = TrainSettings(
-        collab=CollabSettings(epochs=epochs, seed=seed), seed=seed, model=model_kind
+        collab=CollabSettings(epochs=epochs, seed=seed),
+        seed=seed,
+        model=model_kind,
+        id_dropout=id_dropout if model_kind == "unified" else ID_DROPOUT,
     )
     digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
     fingerprint = fingerprint_files(files, root=data)[:12]

@@ -70,8 +70,10 @@ def markdown(evaluation: Evaluation, command: str = "") -> str:
         f"Split seed {split.seed}: {split.train.n_playlists:,} training playlists, "
         f"{len(split.test):,} test and {len(split.validation):,} validation playlists held out "
         f"({split.dropped_copies} exact copies of held-out playlists also kept out of training).",
-        f"Hidden test tracks: {evaluation.hidden:,}; of them {evaluation.cold:,} are cold "
-        "(on no training playlist, with audio features).",
+        f"Hidden test tracks: {evaluation.hidden:,}; of them {evaluation.warm:,} are warm (on a "
+        f"training playlist) and {evaluation.cold:,} cold (on none, with audio features); "
+        "the rest are on no training playlist and have no audio features, so no method can "
+        "find them.",
         "",
         "## Overall (mean over test playlists)",
         "",
@@ -137,10 +139,10 @@ def warm_and_cold(evaluation: Evaluation) -> list[str]:
         "## Warm and cold hidden tracks",
         "",
         f"Each method's same 500-track lists, scored against only the warm hidden tracks "
-        f"({evaluation.warm:,}, on at least one training playlist; {warm_lists} playlists "
-        f"hide some) and against only the cold ones ({evaluation.cold:,}, on no training "
-        f"playlist but with audio features; {cold_lists} playlists hide some). Cold recall "
-        "is the share of cold hidden tracks found in the 500.",
+        f"({evaluation.warm:,}, in {warm_lists} playlists) and against only the cold ones "
+        f"({evaluation.cold:,}, in {cold_lists} playlists); a playlist that hides none of a "
+        "kind is left out of that kind's means. Cold recall is the share of the cold hidden "
+        "tracks found in the 500.",
         "",
         "| method | warm R-precision | warm NDCG | warm clicks | cold R-precision | cold NDCG "
         "| cold clicks | cold recall |",

@@ -22,7 +22,7 @@ from recommender.rerank import CoOccurrence, Reranker, RerankSettings, fit_ranke
 from recommender.split import SCENARIOS
 from recommender.split import hold as hold_playlist
 from recommender.titles import TitleIndex
-from recommender.unified import train_unified
+from recommender.unified import ID_DROPOUT, train_unified
 
 MODELS = ("two-tower", "unified")
 
@@ -44,10 +44,14 @@ class TrainSettings:
     # "two-tower": the collaborative tower learns from co-occurrence alone; "unified": its
     # track vectors also come from the sound (recommender/unified.py, issue 5).
     model: str = "two-tower"
+    # unified only: the share of training examples in which a track's id part is dropped.
+    id_dropout: float = ID_DROPOUT
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
+        if not (isinstance(self.id_dropout, int | float) and 0 <= self.id_dropout < 1):
+            raise ValueError("id_dropout must be in [0, 1)")
 
 
 @dataclass
@@ -166,7 +170,14 @@ def _train_unified(
     if content is not None:
         features[content.rows] = content.vectors
         has_features[content.rows] = True
-    return train_unified(interactions, features, has_features, settings.collab, progress=progress)
+    return train_unified(
+        interactions,
+        features,
+        has_features,
+        settings.collab,
+        id_dropout=settings.id_dropout,
+        progress=progress,
+    )
 
 
 def _ranker_playlists(

@@ -177,3 +177,9 @@ async def test_the_bot_serves_the_unified_model_the_bundle_holds(
 def test_an_unknown_model_kind_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown model"):
         TrainSettings(model="three-tower", rerank=RerankSettings())
+
+
+@pytest.mark.parametrize("share", [1.0, -0.1, float("nan")])
+def test_an_id_dropout_share_outside_zero_to_one_is_refused(share: float) -> None:
+    with pytest.raises(ValueError, match="id_dropout"):
+        TrainSettings(model="unified", id_dropout=share)
