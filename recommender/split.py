@@ -174,7 +174,7 @@ def write_challenge_set(path: Path, playlists: Sequence[HeldOut]) -> None:
 def write_truth(path: Path, playlists: Sequence[HeldOut], artists: dict[str, str]) -> None:
     """The hidden part of ``playlists``, with the artist of each hidden track, as JSON."""
     entries = [asdict(p) for p in playlists]
-    used = {t for p in playlists for t in p.hidden + p.seeds}
+    used = sorted({t for p in playlists for t in p.hidden + p.seeds})
     _write_json(
         path, {"playlists": entries, "artists": {t: artists[t] for t in used if t in artists}}
     )

@@ -12,6 +12,7 @@ from conftest import World
 from recommender.benchmark import only
 from recommender.cli import cli
 from recommender.metrics import Truth
+from recommender.unified import ID_DROPOUT
 
 
 def run(*args: object) -> Result:
@@ -163,7 +164,8 @@ def test_both_models_are_compared_on_one_split_warm_and_cold_apart(
     assert result.exit_code == 0, result.output
     results = json.loads((tmp_path / "results.json").read_text())
     methods = results["methods"]
-    assert methods["HarmonYa hybrid (unified)"]["settings"] == "unified, 1 epochs, id dropout 0.3"
+    described = f"unified, 1 epochs, id dropout {ID_DROPOUT:g}"
+    assert methods["HarmonYa hybrid (unified)"]["settings"] == described
     assert methods["HarmonYa hybrid (two-tower)"]["settings"] == "two-tower, 1 epochs"
     assert {"HarmonYa collaborative (unified)", "HarmonYa content (two-tower)"} <= set(methods)
     assert "most popular" not in methods
@@ -210,5 +212,5 @@ def test_the_unified_model_is_evaluated_on_request(world: World, tmp_path: Path)
     )
     assert result.exit_code == 0, result.output
     methods = json.loads((tmp_path / "results.json").read_text())["methods"]
-    assert methods["HarmonYa hybrid"]["settings"] == "unified, 1 epochs, id dropout 0.3"
+    assert methods["HarmonYa hybrid"]["settings"] == f"unified, 1 epochs, id dropout {ID_DROPOUT:g}"
     assert "most popular" not in methods
