@@ -264,6 +264,12 @@ def resolve_bundle(path: Path) -> Path:
             f"retrain with harmonya train --out {path}"
         )
     if not path.exists():
+        if str(path) in ("unified", "two-tower"):  # a model kind given where a folder goes
+            raise BundleError(
+                f"--model here is a bundle folder, and there is none at {path}; to train the "
+                f"{path} model: harmonya train --model {path} --out models/{path}, then "
+                f"pass --model models/{path}"
+            )
         raise BundleError(f"no model at {path}; train one with: harmonya train --out {path}")
     raise BundleError(f"{path} is not a HarmonYa model (no {MANIFEST}, no '{CURRENT}' link)")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import sys
@@ -94,6 +95,13 @@ def cli(verbose: bool) -> None:
     _setup_logging(verbose)
 
 
+def id_dropout_value(value: float | None) -> float | None:
+    """``--id-dropout``: click's range lets NaN through; refuse it as a usage mistake."""
+    if value is not None and math.isnan(value):
+        raise click.BadParameter("must be a number in [0, 1), not nan")
+    return value
+
+
 def _load(model: Path) -> HybridRecommender:
     recommender, _ = load_bundle(model)
     return recommender
@@ -181,10 +189,9 @@ def _print_result(
 @click.option(
     "--id-dropout",
     type=click.FloatRange(0, 1, max_open=True),
-    default=ID_DROPOUT,
-    show_default=True,
-    help="unified: share of training examples in which a track's id part is dropped, so its "
-    "sound alone must place it.",
+    callback=lambda _ctx, _param, value: id_dropout_value(value),
+    help="unified only: share of training examples in which a track's id part is dropped, so "
+    f"its sound alone must place it  [default: {ID_DROPOUT}]",
 )
 @friendly
 def train(
@@ -195,9 +202,11 @@ def train(
     seed: int,
     rerank: bool,
     model_kind: str,
-    id_dropout: float,
+    id_dropout: float | None,
 ) -> None:
     """Ingest everything under --data, train both towers (and the re-ranker), write the bundle."""
+    if id_dropout is not None and model_kind != "unified":
+        raise click.UsageError("--id-dropout applies to --model unified only")
     if not data.exists():
         raise UserError(f"no data at {data}. {MPD_HELP}")
     prepare_root(out, keep=False)  # fail now, not after minutes of training

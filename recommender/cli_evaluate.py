@@ -21,7 +21,7 @@ from recommender.benchmark import (
     truths,
 )
 from recommender.bundle import BundleError, load_bundle, save_bundle
-from recommender.cli import DEFAULT_DATA, UserError, friendly
+from recommender.cli import DEFAULT_DATA, UserError, friendly, id_dropout_value
 from recommender.collab import CollabSettings
 from recommender.data import DataError, fingerprint_files, read_interactions
 from recommender.features import find_feature_files, read_feature_tables
@@ -108,9 +108,8 @@ def _say(message: str) -> None:
 @click.option(
     "--id-dropout",
     type=click.FloatRange(0, 1, max_open=True),
-    default=ID_DROPOUT,
-    show_default=True,
-    help="The unified model's id-dropout share (see harmonya train).",
+    callback=lambda _ctx, _param, value: id_dropout_value(value),
+    help=f"The unified model's id-dropout share (see harmonya train)  [default: {ID_DROPOUT}]",
 )
 @click.option("--no-baselines", is_flag=True, help="Score HarmonYa only.")
 @click.option("--no-tune", is_flag=True, help="Each baseline with its first settings only.")
@@ -140,7 +139,7 @@ def evaluate(
     seed: int,
     epochs: int,
     model_kinds: tuple[str, ...],
-    id_dropout: float,
+    id_dropout: float | None,
     baseline_names: tuple[str, ...],
     no_baselines: bool,
     no_tune: bool,
@@ -159,20 +158,30 @@ def evaluate(
             raise click.UsageError("--score and --truth go together")
         _score_only(submission, truth)
         return
+    kinds = list(dict.fromkeys(model_kinds or ("two-tower",)))
+    if id_dropout is not None and "unified" not in kinds:
+        raise click.UsageError("--id-dropout applies to --model unified only")
     _prepare(out)  # fail now, not after minutes of training
     scenarios = [s for s in SCENARIOS if not scenario_names or s.name in scenario_names]
     split, artists = _split(data, per_scenario, validation, scenarios, seed)
-    write_challenge_set(out / "challenge_set.json", split.test)
-    write_truth(out / "truth.json", split.test, artists)
-    kinds = list(dict.fromkeys(model_kinds or ("two-tower",)))
     models = []
     for kind in kinds:
-        recommender, cost = _harmonya(data, split, epochs, seed, cache, kind, id_dropout)
+        settings = TrainSettings(
+            collab=CollabSettings(epochs=epochs, seed=seed),
+            seed=seed,
+            model=kind,
+            id_dropout=id_dropout if kind == "unified" else None,
+        )
+        recommender, cost = _harmonya(data, split, settings, cache)
         label = kind if len(kinds) > 1 else ""
         described = f"{kind}, {epochs} epochs"
-        if kind == "unified":
-            described += f", id dropout {id_dropout:g}"
+        if settings.id_dropout is not None:
+            described += f", id dropout {settings.id_dropout:g}"
         models.append(Trained(recommender, cost, described, label))
+    # Written once every model has trained, so a failed run leaves an earlier report's
+    # challenge set and truth beside it.
+    write_challenge_set(out / "challenge_set.json", split.test)
+    write_truth(out / "truth.json", split.test, artists)
     names = () if no_baselines else (baseline_names or tuple(BASELINE_GRIDS))
     evaluation = evaluate_methods(
         split,
@@ -224,25 +233,17 @@ def _split(
 
 
 def _harmonya(
-    data: Path,
-    split: ChallengeSplit,
-    epochs: int,
-    seed: int,
-    cache: Path | None,
-    model_kind: str = "two-tower",
-    id_dropout: float = ID_DROPOUT,
+    data: Path, split: ChallengeSplit, settings: TrainSettings, cache: Path | None
 ) -> tuple[HybridRecommender, Cost]:
+    """Train (or reuse from ``cache``) one HarmonYa model on the split's training part."""
     features = read_feature_tables(data)
     files = [Path(f) for f in split.train.files] + find_feature_files(data)
-    settings = TrainSettings(
-        collab=CollabSettings(epochs=epochs, seed=seed),
-        seed=seed,
-        model=model_kind,
-        id_dropout=id_dropout if model_kind == "unified" else ID_DROPOUT,
-    )
-    digest = hashlib.sha256(repr(settings).encode()).hexdigest()[:8]
+    # The key names everything the model depends on: settings, data, and which playlists
+    # were held out (a model trained on another split's test playlists must not be reused).
+    held = sorted(p.pid for p in [*split.test, *split.validation])
+    digest = hashlib.sha256(f"{settings!r} {held}".encode()).hexdigest()[:8]
     fingerprint = fingerprint_files(files, root=data)[:12]
-    key = f"s{seed}-p{split.train.n_playlists}-{digest}-{fingerprint}"
+    key = f"s{settings.seed}-p{split.train.n_playlists}-{digest}-{fingerprint}"
     if cache is not None and (cache / key).exists():
         try:
             recommender, manifest = load_bundle(cache / key)
@@ -251,10 +252,15 @@ def _harmonya(
             return recommender, Cost(stored.get("seconds", 0.0), stored.get("peak_mib", 0.0))
         except BundleError as error:
             _say(f"cached model unusable ({error}); training again")
+    import tensorflow  # noqa: F401  (loaded before timing: its start-up is no model's cost)
+
     cost = Cost()
-    _say(f"HarmonYa ({model_kind}): training on the training part")
-    with measure(cost):
-        trained = train_model(split.train, features, settings, progress=_say)
+    _say(f"HarmonYa ({settings.model}): training on the training part")
+    try:
+        with measure(cost):
+            trained = train_model(split.train, features, settings, progress=_say)
+    except DataError as error:
+        raise DataError(f"the {settings.model} model cannot be trained: {error}") from error
     _say(f"HarmonYa: trained in {cost.seconds:.0f} s, peak +{cost.peak_mib:.0f} MiB")
     if cache is not None:
         trained.training["evaluation_cost"] = {"seconds": cost.seconds, "peak_mib": cost.peak_mib}

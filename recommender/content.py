@@ -151,6 +151,9 @@ class ContentTower:
         if self.prior.shape != (len(rows),):
             raise ValueError("the content prior must have one value per track")
         self.prior_weight = prior_weight
+        # (len(rows), 13) bool, True where a table's median stood in for a missing value;
+        # None in bundles made before it was kept.
+        self.imputed: npt.NDArray[np.bool_] | None = None
         # Tracks most often on playlists: candidates a sound query alone would miss.
         order = np.argsort(-self.prior, kind="stable")
         self.popular_positions = order[:POPULAR_CANDIDATES][
@@ -268,7 +271,13 @@ class ContentTower:
     def save(self, directory: Path) -> dict[str, Any]:
         """Write ``content.ann`` and ``content.npz``; returns the manifest entry."""
         self.index.save(str(directory / "content.ann"))
-        np.savez(directory / "content.npz", rows=self.rows, vectors=self.vectors, prior=self.prior)
+        path = directory / "content.npz"
+        if self.imputed is None:
+            np.savez(path, rows=self.rows, vectors=self.vectors, prior=self.prior)
+        else:
+            np.savez(
+                path, rows=self.rows, vectors=self.vectors, prior=self.prior, imputed=self.imputed
+            )
         return {
             "index": "content.ann",
             "arrays": "content.npz",
@@ -286,6 +295,9 @@ class ContentTower:
             rows = arrays["rows"].astype(np.int64)
             vectors = arrays["vectors"].astype(np.float32)
             prior = arrays["prior"].astype(np.float32)
+            imputed = arrays["imputed"].astype(bool) if "imputed" in arrays else None
+        if imputed is not None and imputed.shape[0] != len(rows):
+            raise ValueError("content arrays do not match the manifest")
         if vectors.shape != (entry["items"], entry["dimension"]) or len(rows) != entry["items"]:
             raise ValueError("content arrays do not match the manifest")
         if len(rows) and (rows.min() < 0 or rows.max() >= n_catalog):
@@ -303,4 +315,5 @@ class ContentTower:
             raise ValueError("the content prior must be finite")
         tower = cls(rows, vectors, index, n_catalog, prior, prior_weight)
         tower.bandwidth = bandwidth
+        tower.imputed = imputed
         return tower

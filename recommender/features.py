@@ -11,7 +11,8 @@ their first bytes, so they are skipped without being parsed.
 
 Values that are NaN, infinite or out of range count as missing: fractions outside [0, 1],
 loudness outside [-60, 5] dB, tempo not in (0, 300) BPM, key not in 0..11 (-1 means no key),
-mode not 0 or 1, duration_ms not above 0, time_signature not in 1..7 (0 means unknown).
+mode not 0 or 1, duration_ms not above 0 or over a day, time_signature not in 1..7 (0 means
+unknown).
 A record with fewer than 8 valid features is dropped.
 
 Duplicate rule: when a track id occurs more than once, within a file or across files, the record
@@ -172,7 +173,7 @@ _RANGES = {
     "liveness": _FRACTION,
     "valence": _FRACTION,
     "tempo": _Range(0.0, 300.0, open=True),
-    "duration_ms": _Range(0.0, np.inf, open=True),
+    "duration_ms": _Range(0.0, 86_400_000.0, open=True),  # a day; more is a broken value
     "time_signature": _Range(1, 7, integral=True),
 }
 

@@ -150,12 +150,16 @@ def warm_and_cold(evaluation: Evaluation) -> list[str]:
     ]
     for result in results:
         w, c = mean_of(result.warm), mean_of(result.cold)
-        recall = result.cold_hits / evaluation.cold if evaluation.cold else 0.0
-        lines.append(
-            f"| {result.name} | {w.r_precision:.4f} | {w.ndcg:.4f} | {w.clicks:.2f} | "
-            f"{c.r_precision:.4f} | {c.ndcg:.4f} | {c.clicks:.2f} | {recall:.4f} |"
-        )
+        recall = f"{result.cold_hits / evaluation.cold:.4f}" if evaluation.cold else "n/a"
+        lines.append(f"| {result.name} | {_cells(w)} | {_cells(c)} | {recall} |")
     return lines
+
+
+def _cells(summary: Summary) -> str:
+    """R-precision, NDCG and clicks, or n/a when no playlist hides a track of that kind."""
+    if not summary.playlists:
+        return "n/a | n/a | n/a"
+    return f"{summary.r_precision:.4f} | {summary.ndcg:.4f} | {summary.clicks:.2f}"
 
 
 def results_json(evaluation: Evaluation) -> dict[str, Any]:
@@ -174,8 +178,8 @@ def results_json(evaluation: Evaluation) -> dict[str, Any]:
             "scenarios": {
                 name: summarise(result, pids).__dict__ for name, pids in scenarios.items()
             },
-            "warm": mean_of(result.warm).__dict__,
-            "cold": mean_of(result.cold).__dict__,
+            "warm": mean_of(result.warm).__dict__ if result.warm else None,
+            "cold": mean_of(result.cold).__dict__ if result.cold else None,
             "cold_hits": result.cold_hits,
             "hits_at": result.hits_at,
             "training_seconds": round(result.cost.seconds, 2),

@@ -90,18 +90,22 @@ def challenge_split(
     """Hold out ``per_scenario`` test (+ validation) playlists for each scenario.
 
     Playlists are drawn without replacement, the most demanding scenario first, so long
-    playlists are not used up by scenarios that need few tracks. Raises ValueError when the
-    data has too few long playlists for a scenario.
+    playlists are not used up by scenarios that need few tracks. A pid two playlists share
+    (files that number their playlists alike) is never held out: challenge sets and scores
+    name playlists by pid, so those stay in training. Raises ValueError when the data has too
+    few long playlists for a scenario.
     """
     if per_scenario < 1 or validation_per_scenario < 0:
         raise ValueError("per_scenario must be at least 1 and validation_per_scenario at least 0")
     rng = np.random.default_rng(seed)
     lengths = np.diff(interactions.indptr)
     free = np.ones(interactions.n_playlists, dtype=bool)
+    _, where, counts = np.unique(interactions.pids, return_inverse=True, return_counts=True)
+    holdable = counts[where] == 1
     chosen: dict[str, np.ndarray] = {}
     wanted = per_scenario + validation_per_scenario
     for scenario in sorted(scenarios, key=lambda s: -s.min_length):
-        eligible = np.flatnonzero(free & (lengths >= scenario.min_length))
+        eligible = np.flatnonzero(free & holdable & (lengths >= scenario.min_length))
         if len(eligible) < wanted:
             raise ValueError(
                 f"scenario {scenario.name!r} needs {wanted} playlists of "

@@ -44,13 +44,20 @@ class TrainSettings:
     # "two-tower": the collaborative tower learns from co-occurrence alone; "unified": its
     # track vectors also come from the sound (recommender/unified.py, issue 5).
     model: str = "two-tower"
-    # unified only: the share of training examples in which a track's id part is dropped.
-    id_dropout: float = ID_DROPOUT
+    # unified only: the share of training examples in which a track's id part is dropped
+    # (None: ID_DROPOUT for the unified model, and nothing for the two-tower one).
+    id_dropout: float | None = None
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ValueError(f"unknown model {self.model!r}; choose one of {', '.join(MODELS)}")
-        if not (isinstance(self.id_dropout, int | float) and 0 <= self.id_dropout < 1):
+        if self.model != "unified":
+            if self.id_dropout is not None:
+                raise ValueError("id_dropout applies to the unified model only")
+            return
+        if self.id_dropout is None:
+            object.__setattr__(self, "id_dropout", ID_DROPOUT)
+        elif not (isinstance(self.id_dropout, int | float) and 0 <= self.id_dropout < 1):
             raise ValueError("id_dropout must be in [0, 1)")
 
 
@@ -100,6 +107,7 @@ def build_content(
         n_trees=settings.content_trees,
         seed=settings.seed,
     )
+    tower.imputed = features.imputed
     return tower, scaler
 
 
@@ -175,7 +183,7 @@ def _train_unified(
         features,
         has_features,
         settings.collab,
-        id_dropout=settings.id_dropout,
+        id_dropout=ID_DROPOUT if settings.id_dropout is None else settings.id_dropout,
         progress=progress,
     )
 
@@ -285,6 +293,7 @@ def real_features(
     return {
         "tracks": len(features),
         "listed_in": "content.npz rows (catalogue rows of catalog.csv)",
+        "imputed_marks": "content.npz imputed (per track, per feature in features.order)",
         "all_13_values_read": complete,
         "some_values_imputed": len(features) - complete,
         "on_training_playlists": sum(1 for t in features.ids if t in playlist_ids),

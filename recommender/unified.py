@@ -9,11 +9,12 @@ the collaborative space.
 
 The export is a :class:`~recommender.collab.CollabModel` (query = normalised mean of the
 seeds' raw vectors, score = dot product over the temperature), so serving is the same code.
-Not yet wired into ``harmonya train`` (issue 5).
+``harmonya train --model unified`` builds it (recommender/train.py).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,34 +33,44 @@ from recommender.collab import (
 from recommender.collab import make_examples as collab_examples
 from recommender.data import DataError, Interactions
 
+log = logging.getLogger(__name__)
+
 ID_DROPOUT = 0.1  # measured against 0.3 in the README (issue 5)
 
 
-def build_unified(n_items: int, features: npt.NDArray[np.float32], dimension: int) -> Any:
-    """Keras model over item ids + 1 (0 pads): ``features`` (n_items, f) and the masks are
-    looked up inside the graph. Inputs: ``context`` (batch, L), ``context_id`` (batch, L)
-    floats (1 keeps the id part), ``target`` (batch,), ``target_id`` (batch,). Outputs the
-    raw query (mean of the context's vectors) and the unit target vectors."""
+def build_unified(
+    n_items: int,
+    features: npt.NDArray[np.float32],
+    has_features: npt.NDArray[np.bool_],
+    dimension: int,
+) -> Any:
+    """Keras model over item ids + 1 (0 pads): ``features`` (n_items, f) and ``has_features``
+    are looked up inside the graph; a track without features gets no sound part at all (not
+    the projection's bias), exactly as :func:`_export` serves it. Inputs: ``context``
+    (batch, L), ``context_id`` (batch, L) floats (1 keeps the id part), ``target`` (batch,),
+    ``target_id`` (batch,). Outputs the raw query (mean of the context's vectors) and the unit
+    target vectors."""
     import keras
 
     width = features.shape[1]
     table = np.zeros((n_items + 1, width), dtype=np.float32)
     table[1:] = features
+    present_table = np.zeros((n_items + 1, 1), dtype=np.float32)
+    present_table[1:, 0] = has_features
 
-    def encoder_layers() -> tuple[Any, Any, Any, Any]:
-        ids = keras.layers.Embedding(n_items + 1, dimension, name="track_id")
-        sound = keras.layers.Embedding(
-            n_items + 1, width, trainable=False, name="sound", weights=[table]
-        )
-        projection = keras.layers.Dense(dimension, name="sound_projection")
-        gate = keras.layers.Dense(dimension, activation="sigmoid", name="sound_gate")
-        return ids, sound, projection, gate
-
-    ids_layer, sound_layer, projection, gate = encoder_layers()
+    ids_layer = keras.layers.Embedding(n_items + 1, dimension, name="track_id")
+    sound_layer = keras.layers.Embedding(
+        n_items + 1, width, trainable=False, name="sound", weights=[table]
+    )
+    has_sound = keras.layers.Embedding(
+        n_items + 1, 1, trainable=False, name="has_sound", weights=[present_table]
+    )
+    projection = keras.layers.Dense(dimension, name="sound_projection")
+    gate = keras.layers.Dense(dimension, activation="sigmoid", name="sound_gate")
 
     def encode(item: Any, keep_id: Any) -> Any:
         sound = sound_layer(item)
-        by_sound = keras.layers.Multiply()([projection(sound), gate(sound)])
+        by_sound = keras.layers.Multiply()([projection(sound), gate(sound), has_sound(item)])
         by_id = keras.layers.Multiply()([ids_layer(item), keras.ops.expand_dims(keep_id, -1)])
         return keras.layers.Add()([by_id, by_sound])
 
@@ -111,9 +122,24 @@ def train_unified(
     item_of = np.full(interactions.n_tracks, -1, dtype=np.int64)
     item_of[item_rows] = np.arange(len(item_rows))
     log_q = np.log(np.maximum(counts[item_rows], 1) / max(counts[item_rows].sum(), 1))
+    sounding = int(has_features[item_rows].sum())
+    _tell(
+        progress, f"unified: {sounding:,} of {len(item_rows):,} training tracks have audio features"
+    )
+    if sounding == 0:
+        _tell(
+            progress,
+            "unified: no training track has audio features, so the sound part learns nothing; "
+            "tracks on no playlist stay out of this tower (the content tower still has them)",
+            warn=True,
+        )
+        usable = has_id
 
     model = build_unified(
-        len(item_rows), features[item_rows] * has_features[item_rows, None], settings.dimension
+        len(item_rows),
+        features[item_rows] * has_features[item_rows, None],
+        has_features[item_rows],
+        settings.dimension,
     )
     optimizer = tf.keras.optimizers.Adam(settings.learning_rate)
     log_q_table = tf.constant(log_q.astype(np.float32))
@@ -164,9 +190,15 @@ def train_unified(
     raw = _export(model, rows, item_rows, features, has_id, has_features)
     vectors = _normalise(raw)
     index = _build_index(vectors, settings.n_trees, settings.seed)
-    tower = CollabModel(rows, raw, vectors, index, n_catalog, settings)
+    tower = CollabModel(rows, raw, vectors, index, n_catalog, settings, keras_model=model)
     report = TrainReport(len(rows), n_examples, losses, time.perf_counter() - started)
     return tower, report
+
+
+def _tell(progress: Callable[[str], None] | None, message: str, *, warn: bool = False) -> None:
+    log.log(logging.WARNING if warn else logging.INFO, "%s", message)
+    if progress is not None:
+        progress(message)
 
 
 def _keep(

@@ -287,6 +287,25 @@ def test_missing_or_damaged_model_is_one_error_line(
     assert_one_error_line(broken, "collab.ann has the wrong size")
 
 
+def test_a_model_kind_given_as_the_bundle_folder_is_explained(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = run("recommend", "--model", "unified", world.groups[0][0])
+    assert_one_error_line(result, "--model here is a bundle folder")
+    assert "harmonya train --model unified --out models/unified" in result.stderr
+
+
+def test_id_dropout_is_refused_where_it_cannot_apply(world: World, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    two_tower = run("train", "--data", world.directory, "--out", out, "--id-dropout", 0.2)
+    nan = run("train", "--data", world.directory, "--model", "unified", "--id-dropout", "nan")
+    assert two_tower.exit_code == nan.exit_code == 2
+    assert "--id-dropout applies to --model unified only" in two_tower.output
+    assert "not nan" in nan.output
+    assert not out.exists()
+
+
 def test_train_without_data_is_one_error_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
 

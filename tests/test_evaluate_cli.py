@@ -178,7 +178,13 @@ def test_both_models_are_compared_on_one_split_warm_and_cold_apart(
         assert 0.0 <= warm["ndcg"] <= 1.0
     submissions = {p.name for p in (tmp_path / "submissions").iterdir()}
     assert "harmonya-hybrid-unified.csv" in submissions
-    assert "## Warm and cold hidden tracks" in (tmp_path / "report.md").read_text()
+    report = (tmp_path / "report.md").read_text()
+    assert "## Warm and cold hidden tracks" in report
+    # Every track of this world is on several training playlists, so none hidden is cold: the
+    # cold columns say so rather than show scores of nothing.
+    assert results["cold"] == 0
+    assert all(figures["cold"] is None for figures in methods.values())
+    assert "| n/a | n/a | n/a | n/a |" in report
 
 
 def test_scoring_against_a_part_of_the_hidden_tracks_drops_the_rest() -> None:
@@ -214,3 +220,20 @@ def test_the_unified_model_is_evaluated_on_request(world: World, tmp_path: Path)
     methods = json.loads((tmp_path / "results.json").read_text())["methods"]
     assert methods["HarmonYa hybrid"]["settings"] == f"unified, 1 epochs, id dropout {ID_DROPOUT:g}"
     assert "most popular" not in methods
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--model", "unified", "--id-dropout", "nan"), "not nan"),
+        (("--id-dropout", "0.2"), "--id-dropout applies to --model unified only"),
+    ],
+)
+def test_a_bad_id_dropout_is_refused_before_any_file_is_written(
+    world: World, tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    out = tmp_path / "report"
+    result = run("evaluate", "--data", world.directory, "--out", out, "--no-baselines", *args)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert not out.exists()

@@ -43,6 +43,19 @@ def test_held_out_playlists_never_reach_training() -> None:
     assert split.train.n_playlists == len(playlists) - len(held) - copies_held
 
 
+def test_a_pid_two_playlists_share_is_never_held_out() -> None:
+    interactions = make_interactions(library(playlists=40))
+    shared = np.arange(40, dtype=np.int64)
+    shared[30:] = np.arange(10)  # a second file numbering its playlists from 0 again
+    interactions.pids = shared
+    split = challenge_split(
+        interactions, per_scenario=3, validation_per_scenario=2, scenarios=SMALL, seed=0
+    )
+    held = split.test + split.validation
+    assert len({p.pid for p in held}) == len(held) == 15
+    assert all(10 <= p.pid < 30 for p in held)  # only the pids no other playlist has
+
+
 def test_each_scenario_gives_what_it_says_and_hides_the_rest() -> None:
     playlists = library()
     split = challenge_split(make_interactions(playlists), per_scenario=6, scenarios=SMALL, seed=2)

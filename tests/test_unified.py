@@ -48,11 +48,11 @@ def sounds():  # type: ignore[no-untyped-def]
     bare = ids.index(groups[0][0])
     has_features[bare] = False
     tower, report = train_unified(interactions, features, has_features, SETTINGS, id_dropout=0.5)
-    return ids, groups, cold, bare, ids.index(lonely), tower, report
+    return ids, groups, cold, bare, ids.index(lonely), tower, report, interactions
 
 
 def test_a_track_on_no_playlist_is_recommended_to_the_playlists_it_sounds_like(sounds) -> None:  # type: ignore[no-untyped-def]
-    ids, groups, cold, _, _, tower, _ = sounds
+    ids, groups, cold, _, _, tower, _, _ = sounds
     for group in range(GROUPS):
         seeds = np.asarray([ids.index(t) for t in groups[group][1:9]])
         rows, _ = tower.recommend(seeds, SIZE)
@@ -62,7 +62,7 @@ def test_a_track_on_no_playlist_is_recommended_to_the_playlists_it_sounds_like(s
 
 
 def test_every_kind_of_track_has_a_vector_but_those_with_neither(sounds) -> None:  # type: ignore[no-untyped-def]
-    ids, groups, cold, bare, lonely, tower, report = sounds
+    ids, groups, cold, bare, lonely, tower, report, _ = sounds
     cold_rows = [ids.index(t) for t in cold]
     assert all(tower.knows(r) for r in cold_rows)  # features, no id
     assert tower.knows(bare)  # an id, no features
@@ -72,6 +72,40 @@ def test_every_kind_of_track_has_a_vector_but_those_with_neither(sounds) -> None
     # The id-only track still sits with its group.
     rows, _ = tower.recommend(np.asarray([bare]), 10)
     assert all(int(ids[r][1]) == 0 for r in rows)
+
+
+def test_the_served_vectors_are_the_ones_the_model_trained(sounds) -> None:  # type: ignore[no-untyped-def]
+    """Every kind of playlist track, the id-only one included: no part the graph added in
+    training (such as the sound projection's bias for a track with no sound) is lost."""
+    _, _, _, bare, _, tower, _, interactions = sounds
+    rows = tower.rows[tower.rows < interactions.n_tracks]  # the model's items, in order
+    assert bare in rows.tolist()
+    has_id = interactions.counts()[rows] >= SETTINGS.min_count
+    items = np.arange(1, len(rows) + 1, dtype=np.int32)
+    inputs = {
+        "context": np.zeros((len(rows), 1), dtype=np.int32),
+        "context_id": np.zeros((len(rows), 1), dtype=np.float32),
+        "target": items,
+        "target_id": has_id.astype(np.float32),
+    }
+    _, trained = tower.keras_model(inputs)
+    served = tower.vectors[tower.position[rows]]
+    np.testing.assert_allclose(np.asarray(trained), served, atol=1e-5)
+
+
+def test_without_any_featured_training_track_no_track_is_placed_by_sound() -> None:
+    playlists = [[make_track_id("p", i), make_track_id("p", i + 1)] for i in range(30)]
+    interactions = make_interactions(playlists)
+    stranger = make_track_id("stranger", 0)  # features, on no playlist
+    n = interactions.n_tracks + 1
+    features = np.zeros((n, WIDTH), dtype=np.float32)
+    features[-1] = 1.0
+    has_features = np.zeros(n, dtype=bool)
+    has_features[-1] = True
+    told: list[str] = []
+    tower, _ = train_unified(interactions, features, has_features, SETTINGS, progress=told.append)
+    assert not tower.knows(n - 1), stranger  # its sound part never learned anything
+    assert any("no training track has audio features" in m for m in told)
 
 
 def test_the_id_dropout_share_is_checked() -> None:
@@ -123,6 +157,9 @@ def test_the_manifest_names_the_tracks_that_had_real_features(
     assert recommender.content is not None
     listed = {recommender.catalog.track_ids[int(r)] for r in recommender.content.rows}
     assert listed == with_features
+    assert recommender.content.imputed is not None
+    assert recommender.content.imputed.shape == (len(with_features), 13)
+    assert not recommender.content.imputed.any()  # the world's table has every value
     kinds = manifest["training"]["unified_tracks"]
     # An id takes two playlists (min_count); sound-only tracks are on fewer, cold ones on none.
     counts = Counter(t for playlist in world.playlists for t in set(playlist))
