@@ -11,7 +11,14 @@ from dataclasses import dataclass
 
 import discord
 
-from recommender.hybrid import COLLABORATIVE, CONTENT, POPULARITY, TITLE, Recommendation
+from recommender.hybrid import (
+    COLLABORATIVE,
+    CONTENT,
+    COOCCURRENCE,
+    POPULARITY,
+    TITLE,
+    Recommendation,
+)
 
 TRACK_URL = "https://open.spotify.com/track/{}"
 PER_PAGE = 10
@@ -32,6 +39,7 @@ _TOWER_REASONS = {
     CONTENT: "sounds like your tracks",
     POPULARITY: "popular on many playlists",
     TITLE: "on playlists with a name like yours",
+    COOCCURRENCE: "on the same playlists as your tracks",
 }
 
 

@@ -373,7 +373,7 @@ class HybridRecommender:
             found.append((TITLE, TITLE, self.titles.recommend(title, want)))
         if self.reranker is not None and weights.get(COOCCURRENCE, 0.0) > 0:
             rows = self.reranker.cooccurrence.top(seed_rows, want)
-            found.append((COOCCURRENCE, COLLABORATIVE, rows))
+            found.append((COOCCURRENCE, COOCCURRENCE, rows))
         if self.collab is not None and weights[COLLABORATIVE] > 0:
             rows = self.collab.recommend(seed_rows, want)[0]
             found.append((COLLABORATIVE, COLLABORATIVE, rows))

@@ -12,6 +12,7 @@ import pytest
 from conftest import WORLD_SETTINGS, World, make_interactions, make_track_id
 
 from recommender.bundle import load_bundle, save_bundle
+from recommender.hybrid import COLLABORATIVE, COOCCURRENCE
 from recommender.rerank import FEATURES, CoOccurrence, RerankSettings, artist_share
 from recommender.train import TrainedModel, TrainSettings, train_from_directory
 
@@ -129,3 +130,15 @@ def test_the_ranker_survives_the_bundle_in_a_fresh_process(
         timeout=120,
     )
     assert json.loads(done.stdout) == expected
+
+
+def test_tracks_found_by_shared_playlists_alone_are_labelled_so(
+    reranked: TrainedModel, world: World
+) -> None:
+    # On one playlist, no audio features: neither tower knows it, its playlist does.
+    answer = reranked.recommender.recommend([world.once_without_features], 20)
+    labels = [item.sources for item in answer.items]
+    assert any(COOCCURRENCE in s for s in labels), labels
+    assert not any(COLLABORATIVE in s for s in labels)  # that tower knows no seed
+    mates = {t for p in world.playlists if world.once_without_features in p for t in p}
+    assert all(i.track_id in mates for i in answer.items if COOCCURRENCE in i.sources)
