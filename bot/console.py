@@ -55,6 +55,7 @@ HISTORY_FAILED = "I can't read your history right now; please try again later."
 HELP = """\
 /recommend <playlist link | track links | path to a playlist file> [count=N]
 /similar <track link or name> [count=N]
+(Discord's forms work too: /recommend tracks:<links> count:5, /similar track:<name>)
 /history    your latest requests
 /help       this list
 /quit       stop (so does end of input)"""
@@ -269,6 +270,7 @@ def _split_count(text: str, maximum: int) -> tuple[list[str], int]:
         words = shlex.split(text) if text else []
     except ValueError:
         raise BadInput("A quote is not closed; put a matching \" or ' after the text.") from None
+    words = [w for w in (_discord_option(word) for word in words) if w]
     counts = [word for word in words if word.startswith("count=")]
     if len(counts) > 1:
         raise BadInput("Give count= only once.")
@@ -281,6 +283,17 @@ def _split_count(text: str, maximum: int) -> tuple[list[str], int]:
             raise BadInput(f"count must be a number from 1 to {maximum}.")
         count = int(value)
     return words, count
+
+
+def _discord_option(word: str) -> str:
+    """Discord's ``tracks:<links>``, ``track:<name>``, ``playlist:``, ``file:`` and
+    ``count:N`` typed in the console: the option's name is dropped (``count:N`` -> ``count=N``)."""
+    for name in ("playlist:", "tracks:", "track:", "file:"):
+        if word.lower().startswith(name):
+            return word[len(name) :]
+    if word.lower().startswith("count:"):
+        return "count=" + word[len("count:") :]
+    return word
 
 
 def _source(words: Sequence[str], max_bytes: int) -> Source:

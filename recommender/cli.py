@@ -351,11 +351,16 @@ def demo(data: Path, model: Path, top_k: int) -> None:
             raise UserError(
                 f"no bundle at {model} and no playlist data at {data}. {MPD_HELP}"
             ) from None
-        click.echo(f"no bundle at {model}: training one on {data} (a few minutes)", err=True)
+        click.echo(
+            f"no bundle at {model}: training one on {data} (about 8 minutes on 2 idle cores: "
+            "the towers train twice, once to teach the re-ranker)",
+            err=True,
+        )
         trained = train_from_directory(
             data, TrainSettings(), progress=lambda m: click.echo(m, err=True)
         )
-        save_bundle(trained.recommender, trained.scaler, model, training=trained.training)
+        version = save_bundle(trained.recommender, trained.scaler, model, training=trained.training)
+        click.echo(f"saved the bundle to {version}", err=True)
         recommender = _load(model)
     playlist = _demo_playlist(data)
     if playlist is None:
@@ -364,9 +369,8 @@ def demo(data: Path, model: Path, top_k: int) -> None:
     click.echo(f"\nPlaylist {name!r}, first {len(seeds)} tracks:")
     for track_id in seeds:
         row = recommender.catalog.index_of(track_id)
-        click.echo(
-            "   - " + (recommender.catalog.label(row) if row is not None else track_uri(track_id))
-        )
+        label = recommender.catalog.label(row) if row is not None else track_uri(track_id)
+        click.echo(f"   - {label}  ({track_id})")
     click.echo("\nHarmonYa recommends:")
     _print_result(recommender.recommend(seeds, top_k), recommender, as_json=False)
 

@@ -147,6 +147,22 @@ async def test_console_comma_separated_links_and_unknown_tracks_are_explained(
 
 
 @pytest.mark.asyncio
+async def test_console_takes_discords_option_names_too(model: Model, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    a, b = model.world.groups[0][:2]
+    link = f"https://open.spotify.com/track/{a}"
+    typed = f"/recommend tracks:{link},{b} count:3\n/similar track:{a} count:2\n"
+
+    out = await typed_into_console(model, url, typed)
+
+    assert "used 2 of 2" in out
+    assert "not a track or playlist link" not in out and "don't know a track" not in out
+    rows = HistoryStore.from_url(url).history(CONSOLE_MEMBER_ID, None, 5)
+    assert {row.status for row in rows} == {RequestStatus.OK}
+    assert sorted(len(row.tracks) for row in rows) == [2, 3]
+
+
+@pytest.mark.asyncio
 async def test_console_history_on_an_unreadable_database_says_so_and_keeps_running(
     model: Model, tmp_path: Path
 ) -> None:
