@@ -27,7 +27,7 @@ lint: $(STAMP)
 bench: $(STAMP)  # about 2 hours on 2 cores
 	$(BIN)/harmonya demo > /dev/null  # latency.py needs models/default
 	$(BIN)/python bench/train_time.py
-	$(BIN)/python bench/train_time.py --model unified
+	$(BIN)/python bench/train_time.py --model two-tower
 	$(BIN)/python bench/latency.py
 	$(BIN)/python bench/load.py --model models/default
 	$(BIN)/harmonya evaluate --model two-tower --model unified --out runs/evaluation

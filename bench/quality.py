@@ -41,7 +41,9 @@ def _model(args: argparse.Namespace, split, features) -> HybridRecommender:  # t
         except BundleError as error:
             print(f"cache unusable ({error}); retraining", file=sys.stderr)
     settings = TrainSettings(
-        collab=CollabSettings(epochs=args.epochs, seed=args.seed), seed=args.seed
+        collab=CollabSettings(epochs=args.epochs, seed=args.seed),
+        seed=args.seed,
+        model="two-tower",  # the figures in bench/README.md are the two-tower model's
     )
     started = time.perf_counter()
     trained = train_model(

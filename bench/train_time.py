@@ -48,7 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/raw"))
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--model", choices=("two-tower", "unified"), default="two-tower")
+    parser.add_argument("--model", choices=("two-tower", "unified"), default="unified")
     args = parser.parse_args()
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "

@@ -34,7 +34,7 @@ from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownT
 from recommender.links import LinkError, parse_track_ref, track_uri
 from recommender.playlist_io import PlaylistFileError, read_playlist_file
 from recommender.rerank import RerankSettings
-from recommender.train import TrainSettings, train_from_directory
+from recommender.train import DEFAULT_KIND, MODELS, TrainSettings, train_from_directory
 from recommender.unified import ID_DROPOUT
 
 log = logging.getLogger(__name__)
@@ -181,10 +181,11 @@ def _print_result(
 @click.option(
     "--model",
     "model_kind",
-    type=click.Choice(["two-tower", "unified"]),
-    default="two-tower",
+    type=click.Choice(list(MODELS)),
+    default=DEFAULT_KIND,
     show_default=True,
-    help="unified: track vectors learn from co-occurrence and sound together.",
+    help="unified: track vectors learn from co-occurrence and sound together, so tracks on no "
+    "playlist can be recommended; two-tower: from co-occurrence alone.",
 )
 @click.option(
     "--id-dropout",

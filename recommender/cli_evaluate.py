@@ -38,7 +38,7 @@ from recommender.split import (
     write_challenge_set,
     write_truth,
 )
-from recommender.train import MODELS, TrainSettings, train_model
+from recommender.train import DEFAULT_KIND, MODELS, TrainSettings, train_model
 from recommender.unified import ID_DROPOUT
 
 
@@ -103,7 +103,7 @@ def _say(message: str) -> None:
     multiple=True,
     type=click.Choice(list(MODELS)),
     help="HarmonYa model to train and score (repeat the option to compare both on one "
-    "split); default: two-tower.",
+    f"split); default: {DEFAULT_KIND}.",
 )
 @click.option(
     "--id-dropout",
@@ -158,7 +158,7 @@ def evaluate(
             raise click.UsageError("--score and --truth go together")
         _score_only(submission, truth)
         return
-    kinds = list(dict.fromkeys(model_kinds or ("two-tower",)))
+    kinds = list(dict.fromkeys(model_kinds or (DEFAULT_KIND,)))
     if id_dropout is not None and "unified" not in kinds:
         raise click.UsageError("--id-dropout applies to --model unified only")
     _prepare(out)  # fail now, not after minutes of training

@@ -214,7 +214,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 
 
 WORLD_SETTINGS = TrainSettings(
-    collab=CollabSettings(dimension=16, epochs=3, batch_size=64, n_trees=10), content_trees=10
+    collab=CollabSettings(dimension=16, epochs=3, batch_size=64, n_trees=10),
+    content_trees=10,
+    model="two-tower",  # the unified model has tests/test_unified.py
 )
 
 

@@ -53,8 +53,9 @@ def test_train_writes_a_bundle_that_loads(world: World, tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     assert f"trained on {WORLD_GROUPS * WORLD_PLAYLISTS_PER_GROUP:,} playlists" in result.stdout
-    assert "collaborative epoch 1/1" in result.stderr
+    assert "unified epoch 1/1" in result.stderr  # the default model
     recommender, manifest = load_bundle(out)
+    assert manifest["training"]["model"] == "unified"
     assert manifest["collaborative"]["dimension"] == 8
     assert world.groups[0][0] in recommender.catalog and world.cold[0][0] in recommender.catalog
 
@@ -298,7 +299,17 @@ def test_a_model_kind_given_as_the_bundle_folder_is_explained(
 
 def test_id_dropout_is_refused_where_it_cannot_apply(world: World, tmp_path: Path) -> None:
     out = tmp_path / "m"
-    two_tower = run("train", "--data", world.directory, "--out", out, "--id-dropout", 0.2)
+    two_tower = run(
+        "train",
+        "--data",
+        world.directory,
+        "--out",
+        out,
+        "--model",
+        "two-tower",
+        "--id-dropout",
+        0.2,
+    )
     nan = run("train", "--data", world.directory, "--model", "unified", "--id-dropout", "nan")
     assert two_tower.exit_code == nan.exit_code == 2
     assert "--id-dropout applies to --model unified only" in two_tower.output

@@ -226,7 +226,10 @@ def test_the_unified_model_is_evaluated_on_request(world: World, tmp_path: Path)
     ("args", "message"),
     [
         (("--model", "unified", "--id-dropout", "nan"), "not nan"),
-        (("--id-dropout", "0.2"), "--id-dropout applies to --model unified only"),
+        (
+            ("--model", "two-tower", "--id-dropout", "0.2"),
+            "--id-dropout applies to --model unified",
+        ),
     ],
 )
 def test_a_bad_id_dropout_is_refused_before_any_file_is_written(

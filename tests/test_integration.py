@@ -25,7 +25,9 @@ TRAIN_FILES = 200
 HELD_OUT = 150
 TOP_K = 500
 SETTINGS = TrainSettings(
-    collab=CollabSettings(dimension=16, epochs=3, batch_size=256, n_trees=10), content_trees=5
+    collab=CollabSettings(dimension=16, epochs=3, batch_size=256, n_trees=10),
+    content_trees=5,
+    model="two-tower",
 )
 
 pytestmark = [

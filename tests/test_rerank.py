@@ -22,7 +22,10 @@ SMALL = RerankSettings(playlists=60, candidates=50, trees=20)
 @pytest.fixture(scope="module")
 def reranked(world: World) -> TrainedModel:
     settings = TrainSettings(
-        collab=WORLD_SETTINGS.collab, content_trees=WORLD_SETTINGS.content_trees, rerank=SMALL
+        collab=WORLD_SETTINGS.collab,
+        content_trees=WORLD_SETTINGS.content_trees,
+        rerank=SMALL,
+        model="two-tower",
     )
     return train_from_directory(world.directory, settings)
 
@@ -93,6 +96,7 @@ def test_too_few_playlists_train_without_a_ranker(world: World) -> None:
         collab=WORLD_SETTINGS.collab,
         content_trees=WORLD_SETTINGS.content_trees,
         rerank=RerankSettings(playlists=500),
+        model="two-tower",
     )
     messages: list[str] = []
     trained = train_from_directory(world.directory, settings, progress=messages.append)
