@@ -176,12 +176,11 @@ def write_challenge_set(path: Path, playlists: Sequence[HeldOut]) -> None:
 
 
 def write_truth(path: Path, playlists: Sequence[HeldOut], artists: dict[str, str]) -> None:
-    """The hidden part of ``playlists``, with the artist of each hidden track, as JSON."""
+    """The hidden part of ``playlists``, and ``artists`` (track id -> artist) whole: R-precision
+    credits a recommended track by its artist, and any track may be recommended, so scoring a
+    submission from this file alone (``harmonya evaluate --score``) needs them all."""
     entries = [asdict(p) for p in playlists]
-    used = sorted({t for p in playlists for t in p.hidden + p.seeds})
-    _write_json(
-        path, {"playlists": entries, "artists": {t: artists[t] for t in used if t in artists}}
-    )
+    _write_json(path, {"playlists": entries, "artists": dict(sorted(artists.items()))})
 
 
 def read_truth(path: Path) -> tuple[list[HeldOut], dict[str, str]]:

@@ -196,9 +196,10 @@ def train_unified(
 
 
 def _tell(progress: Callable[[str], None] | None, message: str, *, warn: bool = False) -> None:
-    log.log(logging.WARNING if warn else logging.INFO, "%s", message)
-    if progress is not None:
+    if progress is not None:  # the caller shows it (the command line prints it once)
         progress(message)
+    else:
+        log.log(logging.WARNING if warn else logging.INFO, "%s", message)
 
 
 def _keep(

@@ -82,6 +82,16 @@ def test_every_method_is_scored_from_its_own_submission(evaluation: Path) -> Non
         assert (evaluation / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_scoring_a_submission_again_gives_the_runs_own_figures(evaluation: Path) -> None:
+    # R-precision credits any recommended track by its artist, so truth.json must name them.
+    submission = evaluation / "submissions" / "harmonya-hybrid.csv"
+    result = run("evaluate", "--score", submission, "--truth", evaluation / "truth.json")
+    overall = json.loads((evaluation / "results.json").read_text())["methods"]["HarmonYa hybrid"]
+    figures = overall["overall"]
+    assert result.exit_code == 0, result.output
+    assert f"R-precision {figures['r_precision']:.4f}, NDCG {figures['ndcg']:.4f}" in result.output
+
+
 def test_score_reports_a_broken_submission_line_by_line(evaluation: Path, tmp_path: Path) -> None:
     good = (evaluation / "submissions" / "item-knn.csv").read_text().splitlines()
     truth = json.loads((evaluation / "truth.json").read_text())
