@@ -264,14 +264,19 @@ def resolve_bundle(path: Path) -> Path:
             f"retrain with harmonya train --out {path}"
         )
     if not path.exists():
-        if str(path) in ("unified", "two-tower"):  # a model kind given where a folder goes
-            raise BundleError(
-                f"--model here is a bundle folder, and there is none at {path}; to train the "
-                f"{path} model: harmonya train --model {path} --out models/{path}, then "
-                f"pass --model models/{path}"
-            )
+        refuse_kind_as_folder(path)
         raise BundleError(f"no model at {path}; train one with: harmonya train --out {path}")
     raise BundleError(f"{path} is not a HarmonYa model (no {MANIFEST}, no '{CURRENT}' link)")
+
+
+def refuse_kind_as_folder(path: Path) -> None:
+    """A model kind given where a bundle folder goes (``--model unified``) is explained."""
+    if not path.exists() and str(path) in ("unified", "two-tower"):
+        raise BundleError(
+            f"'{path}' is a model kind, but a bundle folder is wanted here and there is no "
+            f"folder of that name; to build the {path} model: harmonya train --model {path} "
+            f"--out models/{path}, then give models/{path} as the model folder"
+        )
 
 
 def read_manifest(directory: Path) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from recommender.bundle import (
     BundleError,
     load_bundle,
     prepare_root,
+    refuse_kind_as_folder,
     save_bundle,
 )
 from recommender.challenge import check_writable, read_challenge_set, write_submission
@@ -39,8 +40,9 @@ from recommender.unified import ID_DROPOUT
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL: Path = Path(os.environ.get("HARMONYA_MODEL_DIR", "models/default"))
-DEFAULT_DATA: Path = Path(os.environ.get("HARMONYA_DATA_DIR", "../shared/data/raw"))
+# An empty variable means the default, as it does for the bot (never the current folder).
+DEFAULT_MODEL: Path = Path(os.environ.get("HARMONYA_MODEL_DIR", "").strip() or "models/default")
+DEFAULT_DATA: Path = Path(os.environ.get("HARMONYA_DATA_DIR", "").strip() or "../shared/data/raw")
 CHALLENGE_LENGTH = 500
 MPD_HELP = (
     "Get the Million Playlist Dataset from AIcrowd (the 'Spotify Million Playlist Dataset "
@@ -80,6 +82,15 @@ def friendly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class PathParam(click.Path):
+    """click's Path that refuses an empty value (which would mean the current folder)."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty; give a path", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
@@ -107,15 +118,26 @@ def _load(model: Path) -> HybridRecommender:
     return recommender
 
 
+def _without_option_name(text: str) -> str:
+    """``tracks:ID`` and ``track:ID``, as typed in Discord or the console, mean ``ID``."""
+    for name in ("tracks:", "track:"):
+        if text[: len(name)].lower() == name:
+            return text[len(name) :].strip()
+    return text
+
+
+def _parse_track(reference: str) -> str:
+    try:
+        return parse_track_ref(reference)
+    except LinkError as error:
+        shown = reference if len(reference) <= 60 else reference[:57] + "..."
+        raise UserError(f"{shown!r}: {error}") from error
+
+
 def _parse_tracks(references: Sequence[str]) -> list[str]:
-    track_ids = []
-    for reference in references:
-        try:
-            track_ids.append(parse_track_ref(reference))
-        except LinkError as error:
-            shown = reference if len(reference) <= 60 else reference[:57] + "..."
-            raise UserError(f"{shown!r}: {error}") from error
-    return track_ids
+    """Track links, ids or URIs; also comma-separated, as the console takes them."""
+    pieces = (p.strip() for r in references for p in _without_option_name(r).split(","))
+    return [_parse_track(piece) for piece in pieces if piece]
 
 
 def _print_result(
@@ -150,7 +172,7 @@ def _print_result(
 @click.option(
     "--data",
     "data",
-    type=click.Path(path_type=Path),
+    type=PathParam(path_type=Path),
     default=DEFAULT_DATA,
     show_default=True,
     help="Folder with MPD slices (mpd.slice.*.json[.gz]) and audio-feature tables.",
@@ -158,7 +180,7 @@ def _print_result(
 @click.option(
     "--out",
     "out",
-    type=click.Path(path_type=Path),
+    type=PathParam(path_type=Path),
     default=DEFAULT_MODEL,
     show_default=True,
     help="Bundle folder to write; an existing bundle there is replaced atomically.",
@@ -231,21 +253,21 @@ def train(
 
 @cli.command()
 @click.argument("tracks", nargs=-1)
-@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option("--model", type=PathParam(path_type=Path), default=DEFAULT_MODEL, show_default=True)
 @click.option("-k", "--top-k", "top_k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option(
     "--playlist",
-    type=click.Path(path_type=Path),
+    type=PathParam(path_type=Path),
     help="A playlist file: JSON list of links, one link per line, or a CSV export.",
 )
 @click.option(
     "--challenge",
-    type=click.Path(path_type=Path),
+    type=PathParam(path_type=Path),
     help="A RecSys Challenge 2018 challenge-set JSON; needs --out.",
 )
 @click.option(
-    "--out", type=click.Path(path_type=Path), help="Submission CSV to write (--challenge)."
+    "--out", type=PathParam(path_type=Path), help="Submission CSV to write (--challenge)."
 )
 @friendly
 def recommend(
@@ -319,13 +341,13 @@ def _run_challenge(recommender: HybridRecommender, challenge: Path, out: Path) -
 
 @cli.command()
 @click.argument("track")
-@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option("--model", type=PathParam(path_type=Path), default=DEFAULT_MODEL, show_default=True)
 @click.option("-k", "--top-k", "top_k", type=click.IntRange(1, 1000), default=10, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @friendly
 def similar(track: str, model: Path, top_k: int, as_json: bool) -> None:
     """Tracks that sound like TRACK (audio features only)."""
-    track_id = parse_track_ref(track)
+    track_id = _parse_track(_without_option_name(track))
     recommender = _load(model)
     row = recommender.catalog.index_of(track_id)
     if row is None:
@@ -338,8 +360,8 @@ def similar(track: str, model: Path, top_k: int, as_json: bool) -> None:
 
 
 @cli.command()
-@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True)
-@click.option("--model", type=click.Path(path_type=Path), default=DEFAULT_MODEL, show_default=True)
+@click.option("--data", type=PathParam(path_type=Path), default=DEFAULT_DATA, show_default=True)
+@click.option("--model", type=PathParam(path_type=Path), default=DEFAULT_MODEL, show_default=True)
 @click.option("-k", "--top-k", "top_k", type=click.IntRange(1, 100), default=10, show_default=True)
 @friendly
 def demo(data: Path, model: Path, top_k: int) -> None:
@@ -348,10 +370,12 @@ def demo(data: Path, model: Path, top_k: int) -> None:
         recommender = _load(model)  # a damaged bundle is reported, never trained over
         click.echo(f"using the bundle at {model}", err=True)
     else:
+        refuse_kind_as_folder(model)
         if not data.is_dir() or not find_mpd_files(data):
             raise UserError(
                 f"no bundle at {model} and no playlist data at {data}. {MPD_HELP}"
             ) from None
+        prepare_root(model, keep=False)  # fail now, not after minutes of training
         click.echo(
             f"no bundle at {model}: training one on {data} (about 8 minutes on 2 idle cores: "
             "the towers train twice, once to teach the re-ranker)",

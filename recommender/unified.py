@@ -127,10 +127,15 @@ def train_unified(
         progress, f"unified: {sounding:,} of {len(item_rows):,} training tracks have audio features"
     )
     if sounding == 0:
+        elsewhere = (
+            " (the content tower still has the ones with features)"
+            if has_features.any()
+            else " (no track has audio features at all: check the feature tables in the data)"
+        )
         _tell(
             progress,
             "unified: no training track has audio features, so the sound part learns nothing; "
-            "tracks on no playlist stay out of this tower (the content tower still has them)",
+            "tracks on no playlist stay out of this tower" + elsewhere,
             warn=True,
         )
         usable = has_id

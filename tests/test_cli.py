@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -75,6 +76,20 @@ def test_recommend_takes_uris_links_and_bare_ids(world: World, world_bundle: Pat
     assert LINK.findall(result.stdout) == expected
     assert [line.split(".")[0].strip() for line in lines] == [str(n) for n in range(1, 8)]
     assert "seeds: 3" in result.stderr and "unknown: 0" in result.stderr
+
+
+def test_recommend_takes_discord_option_names_and_comma_lists(
+    world: World, world_bundle: Path
+) -> None:
+    seeds = world.groups[2][:3]
+    plain = run("recommend", "--model", world_bundle, "-k", 5, *seeds)
+    typed = run(
+        "recommend", "--model", world_bundle, "-k", 5, f"tracks:{seeds[0]},{seeds[1]}", seeds[2]
+    )
+
+    assert plain.exit_code == 0 and typed.exit_code == 0, typed.output
+    assert LINK.findall(typed.stdout) == LINK.findall(plain.stdout)
+    assert "seeds: 3" in typed.stderr
 
 
 def test_recommend_json_matches_the_library(world: World, world_bundle: Path) -> None:
@@ -293,7 +308,7 @@ def test_a_model_kind_given_as_the_bundle_folder_is_explained(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     result = run("recommend", "--model", "unified", world.groups[0][0])
-    assert_one_error_line(result, "--model here is a bundle folder")
+    assert_one_error_line(result, "is a model kind, but a bundle folder is wanted")
     assert "harmonya train --model unified --out models/unified" in result.stderr
 
 
@@ -332,6 +347,54 @@ def test_demo_without_bundle_or_data_is_one_error_line(tmp_path: Path) -> None:
     result = run("demo", "--data", tmp_path / "no-data", "--model", tmp_path / "no-model")
 
     assert_one_error_line(result, "no bundle at")
+
+
+def test_demo_given_a_model_kind_explains_and_trains_nothing(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = run("demo", "--data", world.directory, "--model", "two-tower")
+
+    assert_one_error_line(result, "is a model kind, but a bundle folder is wanted")
+    assert not (tmp_path / "two-tower").exists()
+
+
+def test_demo_checks_where_it_saves_before_training(world: World, tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+
+    for target in (blocker, blocker / "below"):
+        result = run("demo", "--data", world.directory, "--model", target)
+
+        assert_one_error_line(result, "cannot write a model to")
+        assert "epoch" not in result.output  # refused before any training
+
+
+@pytest.mark.parametrize("command", ["train", "demo"])
+def test_an_empty_path_is_a_usage_error_not_the_current_folder(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    option = "--out" if command == "train" else "--model"
+
+    result = run(command, "--data", world.directory, option, "")
+
+    assert result.exit_code == 2
+    assert "is empty" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_empty_path_variables_mean_the_defaults(tmp_path: Path) -> None:
+    script = (
+        "from recommender.cli import DEFAULT_DATA, DEFAULT_MODEL\n"
+        "print(DEFAULT_MODEL, DEFAULT_DATA)"
+    )
+    env = {**os.environ, "HARMONYA_MODEL_DIR": "", "HARMONYA_DATA_DIR": " "}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.stdout.split() == ["models/default", "../shared/data/raw"], done.stderr
 
 
 # --- the real command in a fresh process ----------------------------------------------------
