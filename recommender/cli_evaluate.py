@@ -21,7 +21,7 @@ from recommender.benchmark import (
     truths,
 )
 from recommender.bundle import BundleError, load_bundle, save_bundle
-from recommender.cli import DEFAULT_DATA, UserError, friendly, id_dropout_value
+from recommender.cli import DEFAULT_DATA, PathParam, UserError, friendly, id_dropout_value
 from recommender.collab import CollabSettings
 from recommender.data import DataError, fingerprint_files, read_interactions
 from recommender.features import find_feature_files, read_feature_tables
@@ -49,14 +49,14 @@ def _say(message: str) -> None:
 @click.command()
 @click.option(
     "--data",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(path_type=Path, file_okay=False),
     default=DEFAULT_DATA,
     show_default=True,
     help="Folder of MPD slices and audio-feature tables.",
 )
 @click.option(
     "--out",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(path_type=Path, file_okay=False),
     default=Path("runs/evaluation"),
     show_default=True,
     help="Folder for the split, the submissions, report.md, results.json and the plots.",
@@ -115,18 +115,18 @@ def _say(message: str) -> None:
 @click.option("--no-tune", is_flag=True, help="Each baseline with its first settings only.")
 @click.option(
     "--cache",
-    type=click.Path(path_type=Path, file_okay=False),
+    type=PathParam(path_type=Path, file_okay=False),
     help="Keep HarmonYa's model for this split here and reuse it on the next run.",
 )
 @click.option(
     "--score",
     "submission",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathParam(path_type=Path, dir_okay=False),
     help="Only score this submission CSV against --truth, line by line.",
 )
 @click.option(
     "--truth",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=PathParam(path_type=Path, dir_okay=False),
     help="The truth.json an earlier run wrote (with --score).",
 )
 @friendly
@@ -179,7 +179,9 @@ def evaluate(
             described += f", id dropout {settings.id_dropout:g}"
         models.append(Trained(recommender, cost, described, label))
     # Written once every model has trained, so a failed run leaves an earlier report's
-    # challenge set and truth beside it.
+    # challenge set and truth beside it. From here on the folder is this run's: an earlier
+    # run's submissions and report go, so no file is ever scored against the wrong truth.
+    _clear_earlier_run(out)
     write_challenge_set(out / "challenge_set.json", split.test)
     write_truth(out / "truth.json", split.test, artists)
     names = () if no_baselines else (baseline_names or tuple(BASELINE_GRIDS))
@@ -207,6 +209,19 @@ def _prepare(out: Path) -> None:
         probe.unlink()
     except OSError as error:
         raise UserError(f"cannot write the report to {out}: {os_reason(error)}") from error
+
+
+EARLIER_RUN = ("report.md", "results.json", "ndcg_per_scenario.png", "hits_by_length.png")
+
+
+def _clear_earlier_run(out: Path) -> None:
+    """Remove what an earlier run wrote to ``out``: its submissions, report and plots."""
+    stale = [out / name for name in EARLIER_RUN if (out / name).is_file()]
+    stale += sorted((out / "submissions").glob("*.csv"))
+    for path in stale:
+        path.unlink()
+    if stale:
+        _say(f"removed {len(stale)} file(s) of an earlier run in {out}")
 
 
 def _split(
@@ -272,8 +287,8 @@ def _score_only(submission: Path, truth: Path) -> None:
     started = time.perf_counter()
     try:
         playlists, artists = read_truth(truth)
-    except (OSError, ValueError, KeyError, TypeError) as error:
-        raise UserError(f"cannot read the truth file {truth}: {error}") from error
+    except DataError as error:
+        raise UserError(f"cannot use the truth file: {error}") from error
     expected = truths(playlists)
     check = metrics.read_submission(submission, expected)
     for problem in check.problems:

@@ -212,6 +212,9 @@ def mean_scores(scores: Iterable[PlaylistScore]) -> MeanScores:
     )
 
 
+MAX_LINE_BYTES = 2**20
+
+
 def read_submission(
     path: Path, truths: Mapping[int, TruthLike], *, expected_length: int = MAX_RECOMMENDATIONS
 ) -> SubmissionCheck:
@@ -227,8 +230,18 @@ def read_submission(
     path = Path(path)
     checker = _Checker(truths, expected_length)
     try:
+        if not path.is_file():
+            reason = "is not a file" if path.exists() else "does not exist"
+            raise PlaylistFileError(f"{path.name} {reason}")
         with path.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
+            # Read with a cap, so a file with no line breaks (or /dev/zero) is refused, not
+            # loaded whole: a 500-track row is about 19 kB.
+            for number, raw in enumerate(iter(lambda: handle.readline(MAX_LINE_BYTES + 1), b""), 1):
+                if len(raw) > MAX_LINE_BYTES:
+                    raise PlaylistFileError(
+                        f"line {number} of {path.name} is longer than {MAX_LINE_BYTES >> 20} MiB: "
+                        "not a submission"
+                    )
                 checker.feed(number, _decode(raw, number, path))
     except OSError as exc:
         raise PlaylistFileError(f"{path.name} could not be read: {os_reason(exc)}") from exc

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from recommender.data import TRACK_URI_PREFIX, Interactions
+from recommender.data import TRACK_URI_PREFIX, DataError, Interactions
 
 
 @dataclass(frozen=True)
@@ -183,12 +183,81 @@ def write_truth(path: Path, playlists: Sequence[HeldOut], artists: dict[str, str
     _write_json(path, {"playlists": entries, "artists": dict(sorted(artists.items()))})
 
 
+TRUTH_MAX_BYTES = 2**30  # the full MPD's truth file, every artist included, is far smaller
+_TRUTH_FIELDS = {
+    "pid": int,
+    "scenario": str,
+    "name": str,
+    "seeds": list,
+    "hidden": list,
+    "length": int,
+}
+
+
 def read_truth(path: Path) -> tuple[list[HeldOut], dict[str, str]]:
-    """Read what :func:`write_truth` wrote: held-out playlists and track id -> artist."""
-    with Path(path).open(encoding="utf-8") as handle:
-        data = json.load(handle)
-    playlists = [HeldOut(**entry) for entry in data["playlists"]]
-    return playlists, dict(data.get("artists", {}))
+    """Read what :func:`write_truth` wrote: held-out playlists and track id -> artist.
+
+    Raises DataError, one sentence naming the first problem, for anything else: a missing,
+    oversized or non-JSON file, a challenge set given in its place, wrong field types, a
+    repeated pid or a playlist with nothing hidden.
+    """
+    path = Path(path)
+    name = path.name
+    try:
+        if not path.is_file():
+            raise DataError(f"{name} is not a file" if path.exists() else f"{name} does not exist")
+        if path.stat().st_size > TRUTH_MAX_BYTES:
+            raise DataError(f"{name} is larger than {TRUTH_MAX_BYTES >> 20} MiB: not a truth file")
+        with path.open(encoding="utf-8") as handle:
+            data = json.load(handle)
+    except OSError as error:
+        raise DataError(f"{name} could not be read: {error.strerror or error}") from error
+    except UnicodeDecodeError as error:
+        raise DataError(f"{name} is not UTF-8 text") from error
+    except json.JSONDecodeError as error:
+        raise DataError(f"{name} is not JSON (line {error.lineno}: {error.msg})") from error
+    except RecursionError as error:
+        raise DataError(f"{name} nests too deeply to be a truth file") from error
+    if not isinstance(data, dict) or not isinstance(data.get("playlists"), list):
+        raise DataError(f"{name} has no 'playlists' list: not a truth file from harmonya evaluate")
+    if not data["playlists"]:
+        raise DataError(f"{name} holds no playlists")
+    playlists, seen = [], set()
+    for number, entry in enumerate(data["playlists"], start=1):
+        playlists.append(_held_out(entry, f"{name}, playlist {number}"))
+        if playlists[-1].pid in seen:
+            raise DataError(f"{name}: pid {playlists[-1].pid} appears twice")
+        seen.add(playlists[-1].pid)
+    artists = data.get("artists", {})
+    if not isinstance(artists, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in artists.items()
+    ):
+        raise DataError(f"{name}: 'artists' must map track ids to artist names")
+    return playlists, dict(artists)
+
+
+def _held_out(entry: Any, where: str) -> HeldOut:
+    if not isinstance(entry, dict):
+        raise DataError(f"{where} is not an object")
+    if "hidden" not in entry and "tracks" in entry:
+        raise DataError(
+            f"{where} has no 'hidden' tracks: is this the challenge set, not the truth?"
+        )
+    missing = [field for field in _TRUTH_FIELDS if field not in entry]
+    if missing:
+        raise DataError(f"{where} lacks {', '.join(missing)}")
+    for field, kind in _TRUTH_FIELDS.items():
+        value = entry[field]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise DataError(
+                f"{where}: {field} must be {'a number' if kind is int else 'a ' + kind.__name__}"
+            )
+    for field in ("seeds", "hidden"):
+        if not all(isinstance(t, str) and t for t in entry[field]):
+            raise DataError(f"{where}: {field} must be a list of track ids")
+    if not entry["hidden"]:
+        raise DataError(f"{where} (pid {entry['pid']}) hides no tracks, so it cannot be scored")
+    return HeldOut(**{field: entry[field] for field in _TRUTH_FIELDS})
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -134,7 +136,127 @@ def test_score_needs_both_files_and_a_readable_truth(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("team_info,a,b\n")
     result = run("evaluate", "--score", tmp_path / "x.csv", "--truth", tmp_path / "truth.json")
     assert result.exit_code == 1
-    assert result.stderr.startswith("error: cannot read the truth file")
+    assert result.stderr.startswith("error: cannot use the truth file: truth.json is not JSON")
+
+
+GOOD_ENTRY = {
+    "pid": 1,
+    "scenario": "first 1",
+    "name": "a",
+    "seeds": ["0UaMYEvWZi0ZqiDOoHU3YI"],
+    "hidden": ["6I9VzXrHxO9rA9A5euc8Ak"],
+    "length": 2,
+}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"playlists": [], "artists": {}}, "holds no playlists"),
+        ({"artists": {}}, "no 'playlists' list"),
+        ([1, 2], "no 'playlists' list"),
+        ({"playlists": [{**GOOD_ENTRY, "hidden": []}]}, "hides no tracks"),
+        ({"playlists": [{**GOOD_ENTRY, "pid": [1]}]}, "pid must be a number"),
+        ({"playlists": [{**GOOD_ENTRY, "pid": "1"}]}, "pid must be a number"),
+        ({"playlists": [{**GOOD_ENTRY, "pid": True}]}, "pid must be a number"),
+        ({"playlists": [{**GOOD_ENTRY, "seeds": 5}]}, "seeds must be a list"),
+        ({"playlists": [{**GOOD_ENTRY, "hidden": [1, 2]}]}, "hidden must be a list of track ids"),
+        ({"playlists": [GOOD_ENTRY, GOOD_ENTRY]}, "pid 1 appears twice"),
+        ({"playlists": [{"pid": 1, "name": "a", "tracks": []}]}, "is this the challenge set"),
+        ({"playlists": [GOOD_ENTRY], "artists": {"x": 3}}, "'artists' must map"),
+        ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+        (b"\xff\xfe{}", "not UTF-8"),
+    ],
+)
+def test_a_malformed_truth_file_is_one_error_line(
+    tmp_path: Path, content: object, message: str
+) -> None:
+    truth = tmp_path / "truth.json"
+    if isinstance(content, bytes):
+        truth.write_bytes(content)
+    else:
+        truth.write_text(content if isinstance(content, str) else json.dumps(content))
+    (tmp_path / "x.csv").write_text("team_info,a,b\n")
+
+    result = run("evaluate", "--score", tmp_path / "x.csv", "--truth", truth)
+
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit)  # no traceback
+    assert result.stderr.startswith("error: cannot use the truth file: truth.json")
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_submission_that_is_not_a_text_file_is_refused_without_reading_it_whole(
+    evaluation: Path, tmp_path: Path
+) -> None:
+    endless = tmp_path / "one-line.csv"
+    endless.write_bytes(b"0" * (3 * 2**20))  # no line break: it would be read whole
+    truth = evaluation / "truth.json"
+
+    long_line = run("evaluate", "--score", endless, "--truth", truth)
+    folder = run("evaluate", "--score", tmp_path, "--truth", truth)
+
+    assert (
+        long_line.exit_code == 1
+        and "line 1 of one-line.csv is longer than 1 MiB" in long_line.stderr
+    )
+    assert folder.exit_code == 2  # click refuses a folder where a file goes
+
+
+PAIRED = Path(__file__).resolve().parents[1] / "bench" / "paired.py"
+
+
+def paired(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(PAIRED), *(str(a) for a in args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_paired_bootstrap_compares_two_submissions_of_one_run(evaluation: Path) -> None:
+    submissions = evaluation / "submissions"
+    a, b = submissions / "most-popular.csv", submissions / "item-knn.csv"
+
+    done = paired(evaluation / "truth.json", a, b, "--resamples", 200)
+    same = paired(evaluation / "truth.json", a, a, "--resamples", 200)
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[0] == "item-knn.csv minus most-popular.csv, 8 playlists:"
+    assert [line.split(":")[0].strip() for line in done.stdout.splitlines()[1:]] == [
+        "ndcg",
+        "r_precision",
+        "clicks",
+    ]
+    assert "ndcg: +0.0000 (95% interval +0.0000 to +0.0000)" in same.stdout
+
+
+def test_paired_refuses_a_submission_from_another_run_and_bad_input(
+    evaluation: Path, tmp_path: Path
+) -> None:
+    truth = evaluation / "truth.json"
+    good = evaluation / "submissions" / "most-popular.csv"
+    other_run = tmp_path / "other.csv"
+    lines = good.read_text().splitlines()
+    other_run.write_text("\n".join(lines[:-1]) + "\n")  # one playlist missing
+    garbage_truth = tmp_path / "truth.json"
+    garbage_truth.write_text("")
+
+    missing = paired(truth, good, other_run)
+    empty = paired(truth, good, tmp_path / "empty.csv")
+    bad_truth = paired(garbage_truth, good, good)
+    no_resamples = paired(truth, good, good, "--resamples", 0)
+    no_data = paired(truth, good, good, "--warm-data", tmp_path / "absent")
+
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "other.csv has 1 problem(s)" in missing.stderr and "has no usable row" in missing.stderr
+    assert empty.returncode == 1 and "empty.csv does not exist" in empty.stderr
+    assert bad_truth.returncode == 1 and "truth.json is not JSON" in bad_truth.stderr
+    assert no_resamples.returncode == 2 and "--resamples" in no_resamples.stderr
+    assert no_data.returncode == 2 and "--warm-data" in no_data.stderr
+    for done in (missing, empty, bad_truth, no_resamples, no_data):
+        assert "Traceback" not in done.stderr
 
 
 def test_an_output_folder_that_cannot_be_made_fails_before_any_work(
@@ -250,3 +372,41 @@ def test_a_bad_id_dropout_is_refused_before_any_file_is_written(
     assert result.exit_code == 2
     assert message in result.output
     assert not out.exists()
+
+
+def test_a_new_run_in_an_old_folder_leaves_none_of_the_old_runs_files(
+    world: World, tmp_path: Path
+) -> None:
+    stale = tmp_path / "submissions" / "method-of-an-earlier-run.csv"
+    stale.parent.mkdir()
+    stale.write_text("team_info,old,old\n")
+    (tmp_path / "report.md").write_text("# an earlier report\n")
+    notes = tmp_path / "my-notes.txt"  # not evaluate's: kept
+    notes.write_text("keep me")
+
+    failed = run("evaluate", "--data", tmp_path / "absent", "--out", tmp_path, "--no-baselines")
+    assert failed.exit_code != 0 and stale.exists()  # a run that fails early loses nothing
+
+    result = run(
+        "evaluate",
+        "--data",
+        world.directory,
+        "--out",
+        tmp_path,
+        "--per-scenario",
+        3,
+        "--validation",
+        0,
+        "--scenario",
+        "first 5",
+        "--epochs",
+        1,
+        "--no-baselines",
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "removed 2 file(s) of an earlier run" in result.stderr
+    assert not stale.exists() and notes.read_text() == "keep me"
+    assert "an earlier report" not in (tmp_path / "report.md").read_text()
+    written = sorted(p.name for p in (tmp_path / "submissions").iterdir())
+    assert written and all(name.startswith("harmonya-") for name in written), written

@@ -352,7 +352,7 @@ def test_file_that_is_not_utf8_raises_one_line(tmp_path: Path) -> None:
 
 
 def test_missing_file_raises_playlist_file_error(tmp_path: Path) -> None:
-    with pytest.raises(PlaylistFileError, match=r"^nope\.csv could not be read: "):
+    with pytest.raises(PlaylistFileError, match=r"^nope\.csv does not exist$"):
         read_submission(tmp_path / "nope.csv", TRUTHS)
 
 
