@@ -270,7 +270,7 @@ def _split_count(text: str, maximum: int) -> tuple[list[str], int]:
         words = shlex.split(text) if text else []
     except ValueError:
         raise BadInput("A quote is not closed; put a matching \" or ' after the text.") from None
-    words = [w for w in (_discord_option(word) for word in words) if w]
+    words = [w for w in (_discord_option(word) for word in _join_count(words)) if w]
     counts = [word for word in words if word.startswith("count=")]
     if len(counts) > 1:
         raise BadInput("Give count= only once.")
@@ -283,6 +283,17 @@ def _split_count(text: str, maximum: int) -> tuple[list[str], int]:
             raise BadInput(f"count must be a number from 1 to {maximum}.")
         count = int(value)
     return words, count
+
+
+def _join_count(words: list[str]) -> list[str]:
+    """``count: 5`` (a space after the name, as Discord shows it) is ``count:5``."""
+    joined: list[str] = []
+    for word in words:
+        if joined and joined[-1].lower() in ("count:", "count="):
+            joined[-1] += word
+        else:
+            joined.append(word)
+    return joined
 
 
 def _discord_option(word: str) -> str:
@@ -336,9 +347,21 @@ def _playlist_link(word: str) -> str:
                 f"That is a Spotify {error.kind} link, not a track or playlist link: {shown}"
             ) from None
         if "://" not in word and not word.lower().startswith("spotify:") and _looks_like_path(word):
-            raise BadInput(f"There is no such file: {shown}") from None
+            raise BadInput(_not_a_playlist_file(word, shown)) from None
         raise BadInput(f"That is not a track or playlist link, nor a file: {shown}") from None
     return word
+
+
+def _not_a_playlist_file(word: str, shown: str) -> str:
+    try:
+        path = Path(word)
+        if path.is_dir():
+            return f"That is a folder, not a playlist file: {shown}"
+        if path.exists():  # a second file: the first one was taken
+            return f"Give me one playlist file at a time: {shown}"
+    except (OSError, ValueError):
+        pass
+    return f"There is no such file: {shown}"
 
 
 def _looks_like_path(word: str) -> bool:

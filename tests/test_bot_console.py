@@ -109,6 +109,10 @@ async def test_console_input_mistakes_get_one_line_each_and_are_stored_as_failur
 ) -> None:
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     track = model.world.groups[0][0]
+    playlist = tmp_path / "mine.txt"
+    playlist.write_text(f"spotify:track:{track}\n")
+    big = tmp_path / "big.txt"  # shown as named, not "Big.txt"
+    big.write_bytes(b"x" * (6 * 2**20))
     mistakes = {
         f"/recommend count=\u00b2 {track}": "Count must be a number from 1 to 50.",
         '/recommend "abc': "A quote is not closed",
@@ -117,6 +121,9 @@ async def test_console_input_mistakes_get_one_line_each_and_are_stored_as_failur
         f"/recommend {tmp_path / 'missing.csv'}": "There is no such file",
         f"/recommend {ALBUM}": "album link, not a track",
         f"/recommend count=2 count=3 {track}": "Give count= only once.",
+        f"/recommend {tmp_path}": "That is a folder, not a playlist file",
+        f"/recommend {playlist} {playlist}": "Give me one playlist file at a time",
+        f"/recommend {big}": f"{big.name} is too large for a playlist export.",
         '/similar "   "': "Give me a track link or name.",
     }
     typed = "\n".join([*mistakes, "x" * 20_000, "/HELP", ""])
@@ -151,7 +158,7 @@ async def test_console_takes_discords_option_names_too(model: Model, tmp_path: P
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     a, b = model.world.groups[0][:2]
     link = f"https://open.spotify.com/track/{a}"
-    typed = f"/recommend tracks:{link},{b} count:3\n/similar track:{a} count:2\n"
+    typed = f"/recommend tracks:{link},{b} count: 3\n/similar track:{a} count:2\n"
 
     out = await typed_into_console(model, url, typed)
 

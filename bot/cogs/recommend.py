@@ -57,7 +57,8 @@ def reply_for(error: Exception) -> str | None:
 
 def _sentence(text: str) -> str:
     text = text.strip() or "That did not work."
-    text = text[0].upper() + text[1:]
+    if text.split()[0].isalpha():  # a plain word; a file name or link is shown as given
+        text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
