@@ -107,7 +107,8 @@ def main(
     credit = {TRACK_URI_PREFIX + t: artist for t, artist in artists.items()}
     scored = [metrics.score_submission(check, expected, credit) for check in checks]
     kind = "warm hidden tracks, " if warm_data is not None else ""
-    click.echo(f"{b.name} minus {a.name}, {kind}{len(expected)} playlists:")
+    first_name, second_name = (a.name, b.name) if a.name != b.name else (str(a), str(b))
+    click.echo(f"{second_name} minus {first_name}, {kind}{len(expected)} playlists:")
     for metric in ("ndcg", "r_precision", "clicks"):
         first, second = (np.asarray([getattr(s, metric) for s in side]) for side in scored)
         difference = second - first
