@@ -204,10 +204,10 @@ def _print_result(
     "--model",
     "model_kind",
     type=click.Choice(list(MODELS)),
-    default=DEFAULT_KIND,
-    show_default=True,
+    multiple=True,  # only to tell a repeated --model apart from one (evaluate takes several)
     help="unified: track vectors learn from co-occurrence and sound together, so tracks on no "
-    "playlist can be recommended; two-tower: from co-occurrence alone.",
+    "playlist can be recommended; two-tower: from co-occurrence alone."
+    f"  [default: {DEFAULT_KIND}]",
 )
 @click.option(
     "--id-dropout",
@@ -224,11 +224,17 @@ def train(
     dimension: int,
     seed: int,
     rerank: bool,
-    model_kind: str,
+    model_kind: tuple[str, ...],
     id_dropout: float | None,
 ) -> None:
     """Ingest everything under --data, train both towers (and the re-ranker), write the bundle."""
-    if id_dropout is not None and model_kind != "unified":
+    if len(set(model_kind)) > 1:
+        raise click.UsageError(
+            "train builds one model: give --model once (harmonya evaluate --model two-tower "
+            "--model unified compares both)"
+        )
+    kind = model_kind[0] if model_kind else DEFAULT_KIND
+    if id_dropout is not None and kind != "unified":
         raise click.UsageError("--id-dropout applies to --model unified only")
     if not data.exists():
         raise UserError(f"no data at {data}. {MPD_HELP}")
@@ -238,7 +244,7 @@ def train(
         collab=CollabSettings(epochs=epochs, dimension=dimension, seed=seed),
         seed=seed,
         rerank=RerankSettings(seed=seed) if rerank else None,
-        model=model_kind,
+        model=kind,
         id_dropout=id_dropout,
     )
     trained = train_from_directory(data, settings, progress=lambda m: click.echo(m, err=True))

@@ -332,6 +332,17 @@ def test_id_dropout_is_refused_where_it_cannot_apply(world: World, tmp_path: Pat
     assert not out.exists()
 
 
+def test_train_refuses_two_models_at_once(world: World, tmp_path: Path) -> None:
+    out = tmp_path / "m"
+    both = ("--model", "two-tower", "--model", "unified")
+
+    result = run("train", "--data", world.directory, "--out", out, *both, "--id-dropout", 0.2)
+
+    assert result.exit_code == 2
+    assert "train builds one model: give --model once" in result.output
+    assert not out.exists()
+
+
 def test_train_without_data_is_one_error_line(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
 
