@@ -7,14 +7,16 @@ before inviting the bot anywhere. Every request is made as one console member.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import re
 import shlex
+import signal
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from bot.answers import TRACK_URL, footer_text, reason_text, shorten
 from bot.cogs.recommend import APOLOGY, EXPECTED, MAX_RECOMMEND, MAX_SIMILAR, reply_for
@@ -68,6 +70,9 @@ class Console:
         self.service = service
         self.stdin = stdin
         self.stdout = stdout
+        # Set by Ctrl-C or SIGTERM: the command being answered finishes, then the console ends.
+        self.stopping = False
+        self.busy = False
 
     async def run(self) -> None:
         """Answer one command a line until /quit or the end of input."""
@@ -80,11 +85,16 @@ class Console:
                 return
             if not line.strip():
                 continue
+            self.busy = True
             try:
                 await self.handle(line.strip())
             except Exception:
                 log.exception("console command failed: %s", shorten(line.strip(), 80))
                 self.say(APOLOGY)
+            finally:
+                self.busy = False
+            if self.stopping:
+                return
 
     async def handle(self, line: str) -> None:
         command, _, rest = line.partition(" ")
@@ -397,11 +407,55 @@ async def run_console(
     service: RecommendService, model_dir: Path, database_url: str, stdin: TextIO, stdout: TextIO
 ) -> None:
     """Migrate the database, load the model, then answer commands until the input ends."""
+    loop = asyncio.get_running_loop()
     try:
         await service.run_io(upgrade_database, database_url)
         await service.run_io(service.history.check_writable)
         await service.load_model(model_dir)
-        await Console(service, stdin, stdout).run()
-        await service.drain(DRAIN_TIMEOUT)
+        console = Console(service, stdin, stdout)
+        reading = asyncio.create_task(console.run())
+
+        def stop() -> None:
+            # Waiting for a line, nothing is lost by not reading it; a command being answered
+            # finishes first, unless the signal comes a second time.
+            if console.stopping or not console.busy:
+                reading.cancel()
+            else:
+                console.say("Stopping once this answer is done (again to stop now).")
+            console.stopping = True
+
+        with _stop_on_signals(loop, stop):
+            try:
+                await reading
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not console.stopping or (current is not None and current.cancelling()):
+                    raise
+            if console.stopping:
+                console.say("Stopped.")
+            await service.drain(DRAIN_TIMEOUT)
     finally:
-        await asyncio.get_running_loop().run_in_executor(None, service.close)
+        await loop.run_in_executor(None, service.close)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> Iterator[None]:
+    """Ctrl-C and SIGTERM call ``stop`` instead of interrupting whatever runs, as the bot does.
+
+    Where the loop cannot take signals (not the main thread, Windows) they behave as before.
+    """
+    previous: dict[int, Any] = {}
+    for number in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(number)
+        try:
+            loop.add_signal_handler(number, stop)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        previous[number] = handler
+    try:
+        yield
+    finally:
+        for restored, handler in previous.items():
+            loop.remove_signal_handler(restored)
+            if handler is not None:  # None: set outside Python, left as the loop restored it
+                signal.signal(restored, handler)
