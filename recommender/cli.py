@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
 import time
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL: Path = Path(os.environ.get("HARMONYA_MODEL_DIR", "").strip() or "models/default")
 DEFAULT_DATA: Path = Path(os.environ.get("HARMONYA_DATA_DIR", "").strip() or "../shared/data/raw")
 CHALLENGE_LENGTH = 500
+# Between several tracks in one argument: commas, semicolons or spaces (a pasted line).
+_SEPARATORS = re.compile(r"[\s,;]+")
 MPD_HELP = (
     "Get the Million Playlist Dataset from AIcrowd (the 'Spotify Million Playlist Dataset "
     "Challenge' page), unpack it, and pass its data folder: harmonya train --data PATH/data"
@@ -135,8 +138,9 @@ def _parse_track(reference: str) -> str:
 
 
 def _parse_tracks(references: Sequence[str]) -> list[str]:
-    """Track links, ids or URIs; also comma-separated, as the console takes them."""
-    pieces = (p.strip() for r in references for p in _without_option_name(r).split(","))
+    """Track links, ids or URIs; also several in one argument, apart or comma-separated, as
+    the console takes them."""
+    pieces = (p for r in references for p in _SEPARATORS.split(_without_option_name(r)))
     return [_parse_track(piece) for piece in pieces if piece]
 
 

@@ -110,6 +110,15 @@ def _parse_ref(text: str, *, wanted: str) -> _Ref:
         raise LinkError(f"no Spotify {wanted} link was given")
     if _BARE_RE.fullmatch(cleaned):
         return _Ref(wanted, cleaned)
+    words = cleaned.split()
+    if len(words) > 1 and cleaned[:14].lower() != "spotify:local:":
+        # Two links pasted with a space between them would otherwise pass as one, the second
+        # hidden in the first one's query string.
+        first = words[0]
+        parts = _split_url(first)
+        if first[:8].lower() == "spotify:" or (parts and parts[0] in (*_HOSTS, *_SHORT_HOSTS)):
+            raise LinkError("there is more after the link: give one link at a time")
+        raise LinkError("that is not a Spotify link")
     if cleaned[:8].lower() == "spotify:":
         return _parse_uri(cleaned)
     if is_short_link(cleaned):

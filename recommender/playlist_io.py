@@ -194,13 +194,19 @@ def _has_track_line(text: str) -> bool:
 
 
 def _line_entries(text: str, limit: int) -> list[_Entry]:
+    """One entry a line; a line of several Spotify links apart gives one entry each."""
     entries: list[_Entry] = []
     for number, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
-        if stripped and not stripped.startswith("#"):
-            entries.append((number, stripped, stripped))
+        if not stripped or stripped.startswith("#"):
+            continue
+        words = stripped.split()
+        if len(words) == 1 or not all(_ref_kind(word) for word in words):
+            words = [stripped]
+        for word in words:
+            entries.append((number, word, word))
             if len(entries) >= limit:
-                break
+                return entries
     return entries
 
 

@@ -92,6 +92,16 @@ def test_recommend_takes_discord_option_names_and_comma_lists(
     assert "seeds: 3" in typed.stderr
 
 
+def test_two_links_pasted_into_one_argument_are_both_used(world: World, world_bundle: Path) -> None:
+    seeds = world.groups[2][:2]
+    pasted = " ".join(f"https://open.spotify.com/track/{seed}?si=abc" for seed in seeds)
+
+    result = run("recommend", "--model", world_bundle, "-k", 5, "--json", pasted)
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["seeds"] == 2
+
+
 def test_recommend_json_matches_the_library(world: World, world_bundle: Path) -> None:
     seeds = [world.groups[5][0], world.cold[5][0], STRANGER]
 

@@ -107,6 +107,15 @@ INVALID_TRACK_ID = "that is not a valid Spotify track id: ids are 22 letters and
         ("   ", "no Spotify track link was given"),
         ("<>", "no Spotify track link was given"),
         (f"https://www.youtube.com/watch?v={TRACK}", "that is not a Spotify link"),
+        (
+            f"https://open.spotify.com/track/{TRACK}?si=x https://open.spotify.com/track/{TRACK}",
+            "there is more after the link: give one link at a time",
+        ),
+        (
+            f"spotify:track:{TRACK} spotify:track:{TRACK}",
+            "there is more after the link: give one link at a time",
+        ),
+        ("never gonna give you up", "that is not a Spotify link"),
         (f"https://open.spotify.com.evil.example/track/{TRACK}", "that is not a Spotify link"),
         (f"https://spotify.com/track/{TRACK}", "that is not a Spotify link"),
         (f"ftp://open.spotify.com/track/{TRACK}", "that is not a Spotify link"),

@@ -80,6 +80,15 @@ def test_text_skips_local_files_episodes_and_garbage_with_line_numbers() -> None
     assert playlist.skipped[3][2] == "that is a Spotify album link, not a track link"
 
 
+def test_a_line_of_several_links_gives_each_and_a_titled_line_is_skipped() -> None:
+    text = f"{url(A)}?si=x  {uri(B)}\nMy list {url(C)}\n{C}\n"
+
+    playlist = parse_playlist_text(text)
+
+    assert playlist.track_ids == [A, B, C]
+    assert playlist.skipped == [(2, f"My list {url(C)}", "that is not a Spotify link")]
+
+
 def test_duplicates_are_dropped_keeping_the_first() -> None:
     playlist = parse_playlist_text(f"{uri(B)}\n{url(A)}\n{B}\n{uri(A)}\n{C}\n")
 
