@@ -232,7 +232,7 @@ def read_submission(
     try:
         if not path.is_file():
             reason = "is not a file" if path.exists() else "does not exist"
-            raise PlaylistFileError(f"{path.name} {reason}")
+            raise PlaylistFileError(f"{path} {reason}")
         with path.open("rb") as handle:
             # Read with a cap, so a file with no line breaks (or /dev/zero) is refused, not
             # loaded whole: a 500-track row is about 19 kB.

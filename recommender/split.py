@@ -205,7 +205,8 @@ def read_truth(path: Path) -> tuple[list[HeldOut], dict[str, str]]:
     name = path.name
     try:
         if not path.is_file():
-            raise DataError(f"{name} is not a file" if path.exists() else f"{name} does not exist")
+            # The whole path: "truth.json does not exist" would not say which one was looked for.
+            raise DataError(f"{path} is not a file" if path.exists() else f"{path} does not exist")
         if path.stat().st_size > TRUTH_MAX_BYTES:
             raise DataError(f"{name} is larger than {TRUTH_MAX_BYTES >> 20} MiB: not a truth file")
         with path.open(encoding="utf-8") as handle:

@@ -137,6 +137,10 @@ def test_score_needs_both_files_and_a_readable_truth(tmp_path: Path) -> None:
     result = run("evaluate", "--score", tmp_path / "x.csv", "--truth", tmp_path / "truth.json")
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot use the truth file: truth.json is not JSON")
+    missing = tmp_path / "runs" / "truth.json"
+    result = run("evaluate", "--score", tmp_path / "x.csv", "--truth", missing)
+    assert result.exit_code == 1
+    assert f"{missing} does not exist" in result.stderr  # which truth.json was looked for
 
 
 GOOD_ENTRY = {
