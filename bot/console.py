@@ -38,6 +38,7 @@ from bot.storage import (
 )
 from recommender.links import LinkError, ShortLinkError, parse_playlist_ref, parse_track_ref
 from recommender.playlist_io import os_reason
+from recommender.text import printable
 
 log = logging.getLogger(__name__)
 INPUT_THREAD = "harmonya-console-input"
@@ -134,8 +135,8 @@ class Console:
             log.exception("/%s failed in the console", kind.value)
             self.say(APOLOGY)
             return
+        self.service.record_soon(answer.entry)  # first: a failed print loses no row
         self.say(answer_text(answer))
-        self.service.record_soon(answer.entry)
 
     async def history(self) -> None:
         await self.service.settle()
@@ -239,7 +240,8 @@ class Console:
             yield item
 
     def say(self, text: str) -> None:
-        print(text, file=self.stdout, flush=True)
+        # Echoed input may hold terminal escapes or what the terminal cannot encode.
+        print(printable(text), file=self.stdout, flush=True)
 
 
 def _terminal_fd(stream: TextIO) -> int | None:

@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from recommender.text import one_line
+
 log = logging.getLogger(__name__)
 
 CATALOG_COLUMNS = ("track_id", "name", "artist")
@@ -69,7 +71,11 @@ class TrackCatalog:
     def merge(
         cls, sources: Sequence[tuple[Sequence[str], Sequence[str], Sequence[str]]]
     ) -> TrackCatalog:
-        """Union of (ids, names, artists) sources; the first non-empty name/artist wins."""
+        """Union of (ids, names, artists) sources; the first non-empty name/artist wins.
+
+        Names are put on one printable line (see :mod:`recommender.text`), so the saved
+        catalogue reads back as it was.
+        """
         ids: list[str] = []
         names: list[str] = []
         artists: list[str] = []
@@ -78,6 +84,7 @@ class TrackCatalog:
             for track_id, name, artist in zip(
                 source_ids, source_names, source_artists, strict=True
             ):
+                name, artist = one_line(name or ""), one_line(artist or "")
                 row = index.get(track_id)
                 if row is None:
                     index[track_id] = len(ids)

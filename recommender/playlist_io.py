@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from recommender.links import LinkError, parse_track_ref
+from recommender.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +363,7 @@ def _collect(entries: list[_Entry], name: str | None) -> PlaylistInput:
         try:
             track_id = parse_track_ref(_entry_ref(value))
         except LinkError as exc:
-            text = _json_raw(value) if raw is None else raw
+            text = one_line(_json_raw(value) if raw is None else raw)
             skipped.append((number, text[:_RAW_LIMIT], _SKIP_REASONS.get(exc.kind or "", str(exc))))
             continue
         if track_id not in seen:
@@ -374,7 +375,8 @@ def _collect(entries: list[_Entry], name: str | None) -> PlaylistInput:
             f"none of the {len(entries)} entries in the file is a Spotify track "
             f"(the first was skipped as: {skipped[0][2]})"
         )
-    return PlaylistInput(track_ids, skipped, name)
+    # A JSON name may hold what no terminal, file or database takes (a lone surrogate).
+    return PlaylistInput(track_ids, skipped, one_line(name) or None if name else None)
 
 
 def load_json_file(path: Path) -> object:

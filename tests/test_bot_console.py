@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import json
 import os
 import re
 import signal
@@ -154,6 +155,23 @@ async def test_console_comma_separated_links_and_unknown_tracks_are_explained(
 
     assert "used 2 of 3, 1 repeats, skipped 0" in out
     assert "none of your tracks is known to my model" in out
+
+
+@pytest.mark.asyncio
+async def test_a_playlist_name_no_terminal_can_print_is_answered_and_stored(
+    model: Model, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    a, b = model.world.groups[0][:2]
+    upload = tmp_path / "odd.json"
+    upload.write_text(json.dumps({"name": "\ud800 workout\x1b[2J", "tracks": [a, b]}))
+
+    out = await typed_into_console(model, url, f"/recommend {upload} count=3\n/history\n")
+
+    assert "used 2 of 2" in out and APOLOGY not in out and "\x1b" not in out
+    rows = HistoryStore.from_url(url).history(CONSOLE_MEMBER_ID, None, 5)
+    assert [(row.status, len(row.tracks)) for row in rows] == [(RequestStatus.OK, 3)]
+    assert "\ufffd workout" in out  # the playlist's name, printable
 
 
 @pytest.mark.asyncio

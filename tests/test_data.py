@@ -300,6 +300,21 @@ def test_catalog_label_falls_back_to_what_is_known() -> None:
     assert [catalog.label(row) for row in range(3)] == ["Band - Song", "Only name", uri(C)]
 
 
+def test_names_with_line_breaks_control_characters_or_lone_surrogates_save_and_load(
+    tmp_path: Path,
+) -> None:
+    names = ["Song\rRemix", "Line\nbreak\u2028here", "Bad \ud800 half"]
+    catalog = TrackCatalog.merge([([A, B, C], names, ["Band\x1b[31m", "\tTabbed ", "Ok"])])
+    path = tmp_path / "catalog.csv"
+
+    catalog.save(path)
+    loaded = TrackCatalog.load(path)
+
+    assert loaded.track_ids == [A, B, C]
+    assert loaded.names == ["Song Remix", "Line break here", "Bad \ufffd half"]
+    assert loaded.artists == ["Band [31m", "Tabbed", "Ok"]
+
+
 def test_catalog_refuses_repeated_ids_and_ragged_columns() -> None:
     with pytest.raises(ValueError, match="unique"):
         TrackCatalog([A, A], ["", ""], ["", ""])

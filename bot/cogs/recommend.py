@@ -256,8 +256,9 @@ class Recommend(commands.Cog):
                 upload = await _download(file) if file is not None else None
                 source = Source(playlist=playlist, tracks=tracks, upload=upload)
                 answer = await self.service.recommend(_requester(interaction), source, count)
-            await self._answer(interaction, answer)
+            # Stored first: an answer Discord fails to take still leaves its history row.
             self.service.record_soon(answer.entry)
+            await self._answer(interaction, answer)
 
     @app_commands.command(name="similar")
     @app_commands.describe(
@@ -275,8 +276,9 @@ class Recommend(commands.Cog):
             async with self._recording_failures(interaction, RequestKind.SIMILAR, track):
                 await interaction.response.defer(thinking=True)
                 answer = await self.service.similar(_requester(interaction), track, count)
-            await self._answer(interaction, answer)
+            # Stored first: an answer Discord fails to take still leaves its history row.
             self.service.record_soon(answer.entry)
+            await self._answer(interaction, answer)
 
     @similar.autocomplete("track")
     async def similar_track(

@@ -1,0 +1,24 @@
+"""Text from data files and uploads made safe to store, print and save as CSV.
+
+Names come from files anyone can write: a carriage return inside one would end a CSV line
+of the saved catalogue, and a lone surrogate (valid in JSON, not in UTF-8) cannot be written
+to a file, a terminal or SQLite at all.
+"""
+
+from __future__ import annotations
+
+import re
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+_LINE_BREAK = re.compile(r"[\n\u2028\u2029\x85]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (line breaks kept) as spaces, lone surrogates as U+FFFD."""
+    return _CONTROL.sub(" ", _SURROGATE.sub("\ufffd", text))
+
+
+def one_line(text: str) -> str:
+    """:func:`printable`, on one line and without surrounding spaces: for names."""
+    return _LINE_BREAK.sub(" ", printable(text)).strip()
