@@ -282,7 +282,7 @@ def refuse_kind_as_folder(path: Path) -> None:
 def read_manifest(directory: Path) -> dict[str, Any]:
     try:
         manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: bad JSON or UTF-8
         raise BundleError(f"the manifest of {directory} is unreadable: {error}") from error
     if not isinstance(manifest, dict):
         raise BundleError(f"the manifest of {directory} is not a JSON object")

@@ -190,7 +190,13 @@ def _challenge_playlist(raw: object, number: int) -> ChallengePlaylist:
         raise PlaylistFileError(f"{where} has no pid")
     if not _is_int(raw["pid"]):
         raise PlaylistFileError(f"the pid of {where} must be an integer, not {raw['pid']!r}")
+    if "hidden" in raw and "tracks" not in raw:
+        raise PlaylistFileError(
+            f"{where} has 'hidden' tracks: is this the truth file, not the challenge set?"
+        )
     pid = int(raw["pid"])
+    if not 0 <= pid < 2**63:  # written as a row's first field and read back as int64
+        raise PlaylistFileError(f"the pid of {where} must be from 0 to 2**63 - 1, not {pid}")
     name = raw.get("name")
     # A missing or null track list means no seeds; anything else that is not a list is broken.
     tracks = raw.get("tracks")

@@ -82,7 +82,13 @@ def _say(message: str) -> None:
     type=click.Choice(SCENARIO_NAMES),
     help="Scenarios to hold out playlists for (repeat the option); default: all.",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Seed of the split.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 2**31 - 1),
+    help="Seed of the split and the models.",
+)
 @click.option(
     "--epochs",
     default=CollabSettings.epochs,

@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 TRACK_URI_PREFIX = "spotify:track:"
 _TRACK_ID = re.compile(r"[0-9A-Za-z]{22}")
 _SNIFF_BYTES = 4096
+MAX_PID = 2**63 - 1
 
 
 class DataError(ValueError):
@@ -163,7 +164,8 @@ def _parse_slice(path: Path) -> list[dict[str, Any]]:
     try:
         with _open_text(path) as handle:
             document = json.load(handle)
-    except (OSError, EOFError, UnicodeDecodeError, zlib.error, json.JSONDecodeError) as error:
+    # ValueError covers bad JSON, bad UTF-8 and a number too long to convert.
+    except (OSError, EOFError, ValueError, RecursionError, zlib.error) as error:
         log.warning("skipping %s: not readable as JSON (%s)", path, error)
         return []
     playlists = document.get("playlists") if isinstance(document, dict) else None
@@ -176,7 +178,9 @@ def _parse_slice(path: Path) -> list[dict[str, Any]]:
 def _to_playlist(raw: dict[str, Any], meta: dict[str, tuple[str, str]]) -> Playlist | None:
     pid = raw.get("pid")
     tracks = raw.get("tracks")
-    if not isinstance(pid, int) or not isinstance(tracks, list):
+    if not isinstance(pid, int) or isinstance(pid, bool) or not isinstance(tracks, list):
+        return None
+    if not 0 <= pid <= MAX_PID:  # pids are stored as int64
         return None
     if tracks and all(isinstance(t, dict) and "pos" in t for t in tracks):
         tracks = sorted(tracks, key=lambda t: t["pos"] if isinstance(t["pos"], int) else 0)

@@ -81,7 +81,7 @@ _CATEGORICAL = frozenset({"key", "mode", "time_signature"})
 _WANTED = frozenset(ID_COLUMNS + NAME_COLUMNS + ARTIST_COLUMNS + FEATURE_ORDER)
 _SUFFIXES = (".csv", ".tsv", ".json", ".csv.gz", ".tsv.gz", ".json.gz")
 _HEAD_BYTES = 16_384
-_READ_ERRORS = (OSError, EOFError, ValueError, zlib.error, csv.Error)
+_READ_ERRORS = (OSError, EOFError, ValueError, RecursionError, zlib.error, csv.Error)
 
 _TRACK_ID = re.compile(
     r"^\s*(?:spotify:track:|https?://open\.spotify\.com/track/)?([0-9A-Za-z]{22})(?:\?\S*)?\s*$"

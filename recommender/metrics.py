@@ -28,6 +28,8 @@ MAX_RECOMMENDATIONS = 500
 ARTIST_CREDIT = 0.25
 _TRACK_URI_RE = re.compile(r"spotify:track:[0-9A-Za-z]{22}")
 _PID_RE = re.compile(r"[0-9]+")
+# Challenge pids fit in int64; a longer number is refused before it is converted.
+MAX_PID_DIGITS = 19
 _TEAM_LINE = "team_info,<team name>,<contact>"
 # A reported value keeps this many characters, enough to find it in the file.
 _SHOW_LIMIT = 60
@@ -306,6 +308,9 @@ class _Checker:
     def _pid(self, number: int, text: str) -> int | None:
         if not _PID_RE.fullmatch(text):
             self._problem(number, None, f"no pid: the line starts with {_show(text)}")
+            return None
+        if len(text) > MAX_PID_DIGITS:
+            self._problem(number, None, f"pid {_show(text)} is not in the challenge set")
             return None
         pid = int(text)
         if pid not in self.truths:

@@ -10,6 +10,7 @@ interactions and the seed.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -184,6 +185,7 @@ def write_truth(path: Path, playlists: Sequence[HeldOut], artists: dict[str, str
 
 
 TRUTH_MAX_BYTES = 2**30  # the full MPD's truth file, every artist included, is far smaller
+_TRACK_ID_RE = re.compile(r"[0-9A-Za-z]{22}")
 _TRUTH_FIELDS = {
     "pid": int,
     "scenario": str,
@@ -219,6 +221,8 @@ def read_truth(path: Path) -> tuple[list[HeldOut], dict[str, str]]:
         raise DataError(f"{name} is not JSON (line {error.lineno}: {error.msg})") from error
     except RecursionError as error:
         raise DataError(f"{name} nests too deeply to be a truth file") from error
+    except ValueError as error:  # such as a number of thousands of digits
+        raise DataError(f"{name} is not a truth file: {error}") from error
     if not isinstance(data, dict) or not isinstance(data.get("playlists"), list):
         raise DataError(f"{name} has no 'playlists' list: not a truth file from harmonya evaluate")
     if not data["playlists"]:
@@ -253,9 +257,13 @@ def _held_out(entry: Any, where: str) -> HeldOut:
             raise DataError(
                 f"{where}: {field} must be {'a number' if kind is int else 'a ' + kind.__name__}"
             )
+    if not 0 <= entry["pid"] < 2**63:
+        raise DataError(f"{where}: pid must be from 0 to 2**63 - 1")
     for field in ("seeds", "hidden"):
-        if not all(isinstance(t, str) and t for t in entry[field]):
-            raise DataError(f"{where}: {field} must be a list of track ids")
+        # Bare 22-character ids, as write_truth writes them: a URI would never match a
+        # submission's track and score 0 without a word.
+        if not all(isinstance(t, str) and _TRACK_ID_RE.fullmatch(t) for t in entry[field]):
+            raise DataError(f"{where}: {field} must be a list of 22-character track ids")
     if not entry["hidden"]:
         raise DataError(f"{where} (pid {entry['pid']}) hides no tracks, so it cannot be scored")
     return HeldOut(**{field: entry[field] for field in _TRUTH_FIELDS})

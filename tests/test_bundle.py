@@ -295,6 +295,14 @@ DAMAGE = {
         lambda version: (version / MANIFEST).write_text('{"format_version": 1, "fi'),
         "manifest .* is unreadable",
     ),
+    "manifest with a number of 5,000 digits": (
+        lambda version: (version / MANIFEST).write_text('{"format_version": ' + "9" * 5000 + "}"),
+        "manifest .* is unreadable",
+    ),
+    "manifest nested 100,000 deep": (
+        lambda version: (version / MANIFEST).write_text("[" * 100_000 + "]" * 100_000),
+        "manifest .* is unreadable",
+    ),
     "catalogue bytes changed": (flip_a_byte("catalog.csv"), "catalog.csv does not match"),
     "content index truncated": (truncate("content.ann"), "content.ann has the wrong size"),
     "collaborative index truncated": (truncate("collab.ann"), "collab.ann has the wrong size"),

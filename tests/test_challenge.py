@@ -116,6 +116,15 @@ def test_challenge_seeds_without_pos_keep_file_order(tmp_path: Path) -> None:
         ),
         ([{"pid": 9, "tracks": "nope"}], "playlist pid 9 has a malformed track list"),
         ([{"pid": 9, "num_holdouts": "5"}], "playlist pid 9 has a malformed num_holdouts: '5'"),
+        (
+            [{"pid": 9, "seeds": [], "hidden": [B]}],
+            "playlist number 1 in the challenge set has 'hidden' tracks: "
+            "is this the truth file, not the challenge set?",
+        ),
+        (
+            [{"pid": -1}],
+            "the pid of playlist number 1 in the challenge set must be from 0 to 2**63 - 1, not -1",
+        ),
     ],
 )
 def test_challenge_set_validation(

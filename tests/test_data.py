@@ -128,6 +128,9 @@ def test_playlists_without_pid_or_tracks_list_are_skipped(tmp_path: Path) -> Non
             {"pid": "1", "tracks": [track(A)]},
             {"pid": 2, "tracks": "nope"},
             {"pid": 3, "tracks": [track(B)]},
+            {"pid": 10**20, "tracks": [track(A)]},  # beyond int64
+            {"pid": -4, "tracks": [track(A)]},
+            {"pid": True, "tracks": [track(A)]},
         ],
     )
 
@@ -196,6 +199,28 @@ def test_a_damaged_slice_is_skipped_with_a_warning(
 
     assert interactions.pids.tolist() == [0]
     assert any(broken.name in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"playlists": [{"pid": ' + "7" * 5000 + ', "tracks": []}]}',
+        '{"playlists": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+    ids=["5000-digit number", "deep nesting"],
+)
+def test_a_slice_python_cannot_parse_is_skipped_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, content: str
+) -> None:
+    write_slice(tmp_path / "mpd.slice.0-999.json", [{"pid": 0, "tracks": [track(A)]}])
+    odd = tmp_path / "mpd.slice.1000-1999.json"
+    odd.write_text(content)
+
+    with caplog.at_level(logging.WARNING, logger="recommender.data"):
+        interactions = read_interactions(tmp_path)
+
+    assert interactions.pids.tolist() == [0]
+    assert any(odd.name in record.getMessage() for record in caplog.records)
 
 
 def test_no_slices_is_a_data_error_naming_the_expected_files(tmp_path: Path) -> None:

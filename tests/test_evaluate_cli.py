@@ -164,11 +164,19 @@ GOOD_ENTRY = {
         ({"playlists": [{**GOOD_ENTRY, "pid": "1"}]}, "pid must be a number"),
         ({"playlists": [{**GOOD_ENTRY, "pid": True}]}, "pid must be a number"),
         ({"playlists": [{**GOOD_ENTRY, "seeds": 5}]}, "seeds must be a list"),
-        ({"playlists": [{**GOOD_ENTRY, "hidden": [1, 2]}]}, "hidden must be a list of track ids"),
+        ({"playlists": [{**GOOD_ENTRY, "hidden": [1, 2]}]}, "22-character track ids"),
         ({"playlists": [GOOD_ENTRY, GOOD_ENTRY]}, "pid 1 appears twice"),
         ({"playlists": [{"pid": 1, "name": "a", "tracks": []}]}, "is this the challenge set"),
         ({"playlists": [GOOD_ENTRY], "artists": {"x": 3}}, "'artists' must map"),
         ("[" * 100_000 + "]" * 100_000, "nests too deeply"),
+        ('{"playlists": [{"pid": ' + "1" * 5000 + "}]}", "not a truth file"),
+        ({"playlists": [{**GOOD_ENTRY, "pid": 2**63}]}, "pid must be from 0"),
+        ({"playlists": [{**GOOD_ENTRY, "pid": -1}]}, "pid must be from 0"),
+        (
+            {"playlists": [{**GOOD_ENTRY, "hidden": ["spotify:track:6I9VzXrHxO9rA9A5euc8Ak"]}]},
+            "22-character track ids",
+        ),
+        ({"playlists": [{**GOOD_ENTRY, "hidden": [" "]}]}, "22-character track ids"),
         (b"\xff\xfe{}", "not UTF-8"),
     ],
 )
@@ -366,6 +374,8 @@ def test_the_unified_model_is_evaluated_on_request(world: World, tmp_path: Path)
             ("--model", "two-tower", "--id-dropout", "0.2"),
             "--id-dropout applies to --model unified",
         ),
+        (("--seed", "-1"), "--seed"),
+        (("--seed", str(2**31)), "--seed"),
     ],
 )
 def test_a_bad_id_dropout_is_refused_before_any_file_is_written(

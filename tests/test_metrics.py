@@ -226,6 +226,14 @@ def test_unknown_pid_is_reported_and_left_out(tmp_path: Path) -> None:
     assert 99 not in result.rows
 
 
+def test_a_pid_of_thousands_of_digits_is_a_problem_not_an_exception(tmp_path: Path) -> None:
+    result = check(tmp_path, ["team_info,t,c", *GOOD_ROWS, "9" * 5000 + f",{H1}"])
+
+    assert where(result) == [(5, None)]
+    assert "not in the challenge set" in result.problems[0].message
+    assert len(result.problems[0].message) < 200
+
+
 def test_repeated_track_is_reported_and_first_kept(tmp_path: Path) -> None:
     row = f"1,{H1},{MISSES[0]},{H1}"
     result = check(tmp_path, ["team_info,t,c", row, *GOOD_ROWS[1:]])
