@@ -167,7 +167,7 @@ def evaluate(
     kinds = list(dict.fromkeys(model_kinds or (DEFAULT_KIND,)))
     if id_dropout is not None and "unified" not in kinds:
         raise click.UsageError("--id-dropout applies to --model unified only")
-    _prepare(out)  # fail now, not after minutes of training
+    _prepare(out, data, cache)  # fail now, not after minutes of training
     scenarios = [s for s in SCENARIOS if not scenario_names or s.name in scenario_names]
     split, artists = _split(data, per_scenario, validation, scenarios, seed)
     models = []
@@ -206,17 +206,37 @@ def evaluate(
     _say("wrote " + ", ".join(str(p) for p in written))
 
 
-def _prepare(out: Path) -> None:
-    """Create ``out`` (and its submissions folder) and check a file can be written there."""
+def _prepare(out: Path, data: Path, cache: Path | None) -> None:
+    """Check, before the split and training, that every file of the run can be written.
+
+    ``out`` must lie outside ``data``: the challenge set written there would be read as
+    training playlists by the next run or ``harmonya train``.
+    """
+    if out.resolve().is_relative_to(data.resolve()):
+        raise UserError(
+            f"--out {out} is inside the data folder {data}: the challenge set written there "
+            "would be read as training playlists; choose a folder outside it"
+        )
+    for name in (*RUN_FILES, *EARLIER_RUN):
+        if (out / name).exists() and not (out / name).is_file():
+            raise UserError(f"cannot write the report: {out / name} is not a file")
+    _probe(out / "submissions", f"cannot write the report to {out}")
+    if cache is not None:
+        _probe(cache, f"cannot keep models in --cache {cache}")
+
+
+def _probe(folder: Path, failure: str) -> None:
+    """Create ``folder`` and check a file can be written there, or raise UserError."""
     try:
-        (out / "submissions").mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
         probe.write_text("")
         probe.unlink()
     except OSError as error:
-        raise UserError(f"cannot write the report to {out}: {os_reason(error)}") from error
+        raise UserError(f"{failure}: {os_reason(error)}") from error
 
 
+RUN_FILES = ("challenge_set.json", "truth.json")
 EARLIER_RUN = ("report.md", "results.json", "ndcg_per_scenario.png", "hits_by_length.png")
 
 

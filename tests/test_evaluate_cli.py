@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
-from conftest import World
+from conftest import World, write_world
 
 from recommender.benchmark import only
 from recommender.cli import cli
@@ -280,6 +280,37 @@ def test_an_output_folder_that_cannot_be_made_fails_before_any_work(
     assert result.exit_code == 1
     assert result.stderr.startswith("error: cannot write the report to")
     assert "split:" not in result.stderr  # refused before the data was read
+
+
+def test_a_report_inside_the_data_folder_is_refused(tmp_path: Path) -> None:
+    data = write_world(tmp_path / "data").directory
+    before = sorted(p.name for p in data.iterdir())
+
+    result = run("evaluate", "--data", data, "--out", data / "run", "--no-baselines")
+
+    assert result.exit_code == 1
+    assert "inside the data folder" in result.stderr and "split:" not in result.stderr
+    assert sorted(p.name for p in data.iterdir()) == before  # nothing written there
+
+
+@pytest.mark.parametrize("where", ["report.md", "truth.json", "cache"])
+def test_a_file_of_the_run_that_cannot_be_written_is_refused_before_training(
+    world: World, tmp_path: Path, where: str
+) -> None:
+    out = tmp_path / "run"
+    cache = tmp_path / "blocker" / "models"
+    if where == "cache":
+        (tmp_path / "blocker").write_text("a file, not a folder")
+    else:
+        (out / where).mkdir(parents=True)
+
+    result = run(
+        "evaluate", "--data", world.directory, "--out", out, "--cache", cache, "--no-baselines"
+    )
+
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "split:" not in result.stderr
+    assert (str(cache) if where == "cache" else str(out / where)) in result.stderr
 
 
 def test_both_models_are_compared_on_one_split_warm_and_cold_apart(
