@@ -85,6 +85,8 @@ def main(
 ) -> None:
     try:
         playlists, artists = read_truth(truth)
+        if a.resolve() == b.resolve():
+            raise click.UsageError(f"{a} and {b} are the same file: give two submissions")
         expected = given = truths(playlists)
         if warm_data is not None:
             try:
@@ -101,6 +103,8 @@ def main(
                     "the split rebuilt from --warm-data is not the one the truth file holds"
                 )
             expected = only(given, warm_tracks(split))
+            if not expected:
+                raise Refused("no held-out playlist of this split hides a warm track")
         checks = [_checked(path, given) for path in (a, b)]
     except (DataError, PlaylistFileError) as error:
         raise Refused(str(error)) from error
