@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     playlist_cap: int = Field(default=1000, ge=1, le=10000)
     cooldown_seconds: float = Field(default=10.0, ge=0, allow_inf_nan=False)
 
+    @field_validator("model_dir", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: Any) -> Any:
+        # Only spaces means unset, as an empty value does and as the command line takes it.
+        return Path("models/default") if isinstance(value, str) and not value.strip() else value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:

@@ -242,6 +242,7 @@ def train(
         raise click.UsageError("--id-dropout applies to --model unified only")
     if not data.exists():
         raise UserError(f"no data at {data}. {MPD_HELP}")
+    refuse_kind_as_folder(out)  # `--out unified` most likely meant --model unified
     prepare_root(out, keep=False)  # fail now, not after minutes of training
     started = time.perf_counter()
     settings = TrainSettings(
@@ -310,6 +311,8 @@ def recommend(
             click.echo(f"skipped entry {line} ({raw[:60]!r}): {reason}", err=True)
     else:
         track_ids = _parse_tracks(tracks)
+        if not track_ids:
+            raise click.UsageError("no track was given: the argument holds no link or id")
     recommender = _load(model)
     known, unknown = recommender.catalog.indices(track_ids)
     if len(known) == 0:

@@ -381,6 +381,28 @@ def test_demo_given_a_model_kind_explains_and_trains_nothing(
     assert not (tmp_path / "two-tower").exists()
 
 
+@pytest.mark.parametrize("kind", ["unified", "two-tower"])
+def test_train_out_given_a_model_kind_explains_and_trains_nothing(
+    world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    result = run("train", "--data", world.directory, "--out", kind)
+
+    assert_one_error_line(result, f"harmonya train --model {kind} --out models/{kind}")
+    assert not (tmp_path / kind).exists()
+
+
+@pytest.mark.parametrize("given", ["", "tracks:", ", ,"])
+def test_recommend_with_no_track_in_the_argument_is_a_usage_error(
+    world_bundle: Path, given: str
+) -> None:
+    result = run("recommend", "--model", world_bundle, given)
+
+    assert result.exit_code == 2
+    assert "no track was given" in result.stderr
+
+
 def test_demo_checks_where_it_saves_before_training(world: World, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

@@ -110,6 +110,14 @@ def test_empty_value_means_default(tmp_path: Path) -> None:
     assert settings.playlist_cap == 1000
 
 
+def test_a_model_folder_of_spaces_means_the_default(tmp_path: Path) -> None:
+    env_file = write_env(tmp_path, "HARMONYA_MODEL_DIR='   '\n")
+
+    settings = load_settings(console=True, env_file=env_file)
+
+    assert settings.model_dir == Path("models/default")
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
