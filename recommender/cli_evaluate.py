@@ -23,7 +23,7 @@ from recommender.benchmark import (
 from recommender.bundle import BundleError, load_bundle, save_bundle
 from recommender.cli import DEFAULT_DATA, PathParam, UserError, friendly, id_dropout_value
 from recommender.collab import CollabSettings
-from recommender.data import DataError, fingerprint_files, read_interactions
+from recommender.data import DataError, data_folders, fingerprint_files, read_interactions
 from recommender.features import find_feature_files, read_feature_tables
 from recommender.hybrid import HybridRecommender
 from recommender.playlist_io import os_reason
@@ -167,6 +167,8 @@ def evaluate(
     kinds = list(dict.fromkeys(model_kinds or (DEFAULT_KIND,)))
     if id_dropout is not None and "unified" not in kinds:
         raise click.UsageError("--id-dropout applies to --model unified only")
+    if not data.is_dir():
+        raise UserError(f"--data must be a folder of playlist slices and feature tables: {data}")
     _prepare(out, data, cache)  # fail now, not after minutes of training
     scenarios = [s for s in SCENARIOS if not scenario_names or s.name in scenario_names]
     split, artists = _split(data, per_scenario, validation, scenarios, seed)
@@ -209,17 +211,27 @@ def evaluate(
 def _prepare(out: Path, data: Path, cache: Path | None) -> None:
     """Check, before the split and training, that every file of the run can be written.
 
-    ``out`` must lie outside ``data``: the challenge set written there would be read as
-    training playlists by the next run or ``harmonya train``.
+    ``out``, its submissions and ``cache`` must lie apart from every folder the data is read
+    from (symlinks followed): a challenge set or a cached manifest there would be read as
+    training playlists, and the clean-up of an earlier run would delete data files.
     """
-    if out.resolve().is_relative_to(data.resolve()):
-        raise UserError(
-            f"--out {out} is inside the data folder {data}: the challenge set written there "
-            "would be read as training playlists; choose a folder outside it"
-        )
-    for name in (*RUN_FILES, *EARLIER_RUN):
-        if (out / name).exists() and not (out / name).is_file():
-            raise UserError(f"cannot write the report: {out / name} is not a file")
+    read_from = data_folders(data)
+    written = [("--out", out), ("--out", out / "submissions")]
+    if cache is not None:
+        written.append(("--cache", cache))
+    for option, folder in written:
+        real = folder.resolve()
+        if any(real.is_relative_to(f) or f.is_relative_to(real) for f in read_from):
+            raise UserError(
+                f"{option} {folder} overlaps the data folder {data} (symlinks followed): what "
+                "is written there would be read as training data; choose a folder outside it"
+            )
+    paths = [out / name for name in (*RUN_FILES, *EARLIER_RUN)]
+    paths += [out / (name + ".tmp") for name in (*RUN_FILES, *EARLIER_RUN)]
+    paths += sorted((out / "submissions").glob("*.csv"))
+    for path in paths:
+        if path.exists() and not path.is_file():
+            raise UserError(f"cannot write the report: {path} is not a file")
     _probe(out / "submissions", f"cannot write the report to {out}")
     if cache is not None:
         _probe(cache, f"cannot keep models in --cache {cache}")

@@ -136,7 +136,15 @@ def walk_files(root: Path) -> list[Path]:
     People point ``--data`` at a folder of symlinks to their downloads, which ``Path.rglob``
     would not enter.
     """
-    found: list[Path] = []
+    return sorted(path for _, files in _walk(root) for path in files)
+
+
+def data_folders(root: Path) -> list[Path]:
+    """The real path of every folder :func:`walk_files` reads files from."""
+    return [real for real, _ in _walk(root)]
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, list[Path]]]:
     visited: set[str] = set()
     for directory, subdirectories, files in os.walk(root, followlinks=True):
         real = os.path.realpath(directory)
@@ -145,8 +153,7 @@ def walk_files(root: Path) -> list[Path]:
             continue
         visited.add(real)
         subdirectories[:] = sorted(d for d in subdirectories if not d.startswith("."))
-        found.extend(Path(directory) / name for name in files if not name.startswith("."))
-    return sorted(found)
+        yield Path(real), [Path(directory) / name for name in files if not name.startswith(".")]
 
 
 def find_mpd_files(root: Path) -> list[Path]:

@@ -282,18 +282,40 @@ def test_an_output_folder_that_cannot_be_made_fails_before_any_work(
     assert "split:" not in result.stderr  # refused before the data was read
 
 
-def test_a_report_inside_the_data_folder_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("link", ["out inside data", "submissions into data", "data to out"])
+def test_a_report_that_overlaps_the_data_folder_is_refused(tmp_path: Path, link: str) -> None:
     data = write_world(tmp_path / "data").directory
+    out = tmp_path / "run"
+    if link == "out inside data":
+        out = data / "run"
+    elif link == "submissions into data":  # an earlier run's clean-up would delete data files
+        out.mkdir()
+        (out / "submissions").symlink_to(data)
+    else:  # the data walk follows the link into the report folder
+        out.mkdir()
+        (data / "runs").symlink_to(out)
     before = sorted(p.name for p in data.iterdir())
 
-    result = run("evaluate", "--data", data, "--out", data / "run", "--no-baselines")
+    result = run("evaluate", "--data", data, "--out", out, "--no-baselines")
 
     assert result.exit_code == 1
-    assert "inside the data folder" in result.stderr and "split:" not in result.stderr
-    assert sorted(p.name for p in data.iterdir()) == before  # nothing written there
+    assert "overlaps the data folder" in result.stderr and "split:" not in result.stderr
+    assert sorted(p.name for p in data.iterdir()) == before  # nothing written or removed
 
 
-@pytest.mark.parametrize("where", ["report.md", "truth.json", "cache"])
+def test_a_cache_inside_the_data_folder_is_refused(world: World, tmp_path: Path) -> None:
+    cache = world.directory / "cache"
+
+    result = run("evaluate", "--data", world.directory, "--out", tmp_path, "--cache", cache)
+
+    assert result.exit_code == 1 and "--cache" in result.stderr
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["report.md", "truth.json", "truth.json.tmp", "submissions/harmonya-hybrid.csv", "cache"],
+)
 def test_a_file_of_the_run_that_cannot_be_written_is_refused_before_training(
     world: World, tmp_path: Path, where: str
 ) -> None:
