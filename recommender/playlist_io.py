@@ -364,7 +364,8 @@ def _collect(entries: list[_Entry], name: str | None) -> PlaylistInput:
             track_id = parse_track_ref(_entry_ref(value))
         except LinkError as exc:
             text = one_line(_json_raw(value) if raw is None else raw)
-            skipped.append((number, text[:_RAW_LIMIT], _SKIP_REASONS.get(exc.kind or "", str(exc))))
+            reason = _SKIP_REASONS.get(exc.kind or "", one_line(str(exc)))
+            skipped.append((number, text[:_RAW_LIMIT], reason))
             continue
         if track_id not in seen:
             seen.add(track_id)

@@ -175,6 +175,27 @@ async def test_a_playlist_name_no_terminal_can_print_is_answered_and_stored(
 
 
 @pytest.mark.asyncio
+async def test_a_refused_upload_quoting_unprintable_text_is_answered_and_stored(
+    model: Model, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    upload = tmp_path / "odd.json"
+    entry = {
+        "type": "epi\x1b[31msode\ud800\nnext",
+        "uri": f"spotify:track:{model.world.groups[0][0]}",
+    }
+    upload.write_text(json.dumps({"name": "x", "tracks": [entry]}))
+
+    out = await typed_into_console(model, url, f"/recommend {upload}\n")
+
+    assert "None of the 1 entries in the file is a Spotify track" in out
+    assert "\x1b" not in out and "epi [31msode\ufffd next" in out
+    rows = HistoryStore.from_url(url).history(CONSOLE_MEMBER_ID, None, 5)
+    assert [row.status for row in rows] == [RequestStatus.ERROR]
+    assert rows[0].error is not None and "\ufffd" in rows[0].error
+
+
+@pytest.mark.asyncio
 async def test_console_takes_discords_option_names_too(model: Model, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     a, b = model.world.groups[0][:2]

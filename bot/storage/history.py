@@ -33,6 +33,7 @@ from bot.storage.models import (
     RequestStatus,
     utcnow,
 )
+from recommender.text import printable
 
 log = logging.getLogger(__name__)
 
@@ -291,13 +292,14 @@ def _request_row(entry: RequestEntry) -> Request:
         guild_id=entry.guild_id,
         channel_id=entry.channel_id,
         kind=RequestKind(entry.kind).value,
-        input_text=entry.input_text,
+        # What members typed or uploaded: nothing SQLite cannot encode (a lone surrogate).
+        input_text=printable(entry.input_text),
         used=entry.used,
         skipped=entry.skipped,
         unknown=entry.unknown,
         total=entry.total,
         status=RequestStatus(entry.status).value,
-        error=entry.error,
+        error=None if entry.error is None else printable(entry.error),
         created_at=utcnow(),
         tracks=[
             RecommendedTrack(
