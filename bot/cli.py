@@ -86,6 +86,7 @@ def run(sync_global: bool, console: bool) -> None:
 def _run_console(settings: Settings) -> None:
     import asyncio
     import io
+    import signal
     import sys
 
     from bot.bot import build_service
@@ -99,11 +100,26 @@ def _run_console(settings: Settings) -> None:
     if isinstance(sys.stdin, io.TextIOWrapper):
         sys.stdin.reconfigure(errors="replace")
     service = build_service(settings)
-    main = run_console(service, settings.model_dir, settings.database_url, sys.stdin, sys.stdout)
+    finished = False
+
+    async def main() -> None:
+        nonlocal finished
+        await run_console(service, settings.model_dir, settings.database_url, sys.stdin, sys.stdout)
+        finished = True
+
     try:
-        asyncio.run(main)
+        asyncio.run(main())
     except StorageError as error:
         raise UserError(str(error)) from error
+    except KeyboardInterrupt:
+        # Pressed again while the event loop closed, after the console had stopped cleanly.
+        if not finished:
+            raise
+    # The console has stopped and stored what it had: a press during the interpreter's exit
+    # (which restores the default handlers) must not turn a clean stop into a kill.
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

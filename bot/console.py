@@ -408,46 +408,57 @@ def _is_track(word: str) -> bool:
 async def run_console(
     service: RecommendService, model_dir: Path, database_url: str, stdin: TextIO, stdout: TextIO
 ) -> None:
-    """Migrate the database, load the model, then answer commands until the input ends."""
-    loop = asyncio.get_running_loop()
-    try:
-        await service.run_io(upgrade_database, database_url)
-        await service.run_io(service.history.check_writable)
-        await service.load_model(model_dir)
-        console = Console(service, stdin, stdout)
-        reading = asyncio.create_task(console.run())
+    """Migrate the database, load the model, then answer commands until the input ends.
 
-        def stop() -> None:
-            # Waiting for a line, nothing is lost by not reading it; a command being answered
-            # finishes first, unless the signal comes a second time.
+    Ctrl-C, SIGTERM and SIGHUP stop it as they stop the bot, at any point: during start-up,
+    start-up finishes and no console follows; at the prompt, it ends at once; during an
+    answer, the answer finishes and is stored first, unless the signal comes again. Once the
+    console has ended, more signals change nothing: history writes in flight get up to
+    ``DRAIN_TIMEOUT`` seconds, then the database is closed.
+    """
+    loop = asyncio.get_running_loop()
+    console = Console(service, stdin, stdout)
+    reading: asyncio.Task[None] | None = None
+
+    def stop() -> None:
+        if reading is not None and not reading.done():
             if console.stopping or not console.busy:
                 reading.cancel()
             else:
-                console.say("Stopping once this answer is done (again to stop now).")
-            console.stopping = True
+                with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                    console.say("Stopping once this answer is done (again to stop now).")
+        console.stopping = True
 
-        with _stop_on_signals(loop, stop):
-            try:
-                await reading
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if not console.stopping or (current is not None and current.cancelling()):
-                    raise
+    with _stop_on_signals(loop, stop):
+        try:
+            await service.run_io(upgrade_database, database_url)
+            await service.run_io(service.history.check_writable)
+            await service.load_model(model_dir)
+            if not console.stopping:
+                reading = asyncio.create_task(console.run())
+                try:
+                    await reading
+                except asyncio.CancelledError:
+                    current = asyncio.current_task()
+                    if not console.stopping or (current is not None and current.cancelling()):
+                        raise
             if console.stopping:
-                console.say("Stopped.")
+                with contextlib.suppress(OSError):
+                    console.say("Stopped.")
             await service.drain(DRAIN_TIMEOUT)
-    finally:
-        await loop.run_in_executor(None, service.close)
+        finally:
+            await loop.run_in_executor(None, service.close)
 
 
 @contextlib.contextmanager
 def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> Iterator[None]:
-    """Ctrl-C and SIGTERM call ``stop`` instead of interrupting whatever runs, as the bot does.
+    """Ctrl-C, SIGTERM and SIGHUP call ``stop`` instead of interrupting whatever runs.
 
     Where the loop cannot take signals (not the main thread, Windows) they behave as before.
     """
     previous: dict[int, Any] = {}
-    for number in (signal.SIGINT, signal.SIGTERM):
+    names = ("SIGINT", "SIGTERM", "SIGHUP")  # no SIGHUP on Windows
+    for number in (getattr(signal, name) for name in names if hasattr(signal, name)):
         handler = signal.getsignal(number)
         try:
             loop.add_signal_handler(number, stop)

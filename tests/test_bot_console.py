@@ -297,8 +297,9 @@ async def test_a_stop_signal_lets_the_answer_in_progress_finish_and_store_its_ro
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("times", [1, 2, 3])
 async def test_a_stop_signal_at_the_prompt_ends_the_console_at_once(
-    model: Model, tmp_path: Path
+    model: Model, tmp_path: Path, times: int
 ) -> None:
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     service = RecommendService(HistoryStore.from_url(url), None)
@@ -308,10 +309,33 @@ async def test_a_stop_signal_at_the_prompt_ends_the_console_at_once(
     )
     while "/similar <track link or name>" not in out.getvalue():
         await asyncio.sleep(0.05)
-    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(times):  # more presses while it shuts down change nothing
+        os.kill(os.getpid(), signal.SIGINT)
     await asyncio.wait_for(running, 10)
 
     assert out.getvalue().rstrip().endswith("Stopped.")
+    assert out.getvalue().count("Stopped.") == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+async def test_a_stop_signal_during_start_up_ends_it_without_a_console(
+    model: Model, tmp_path: Path, number: signal.Signals
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    service = RecommendService(HistoryStore.from_url(url), None)
+    load = service.load_model
+
+    async def signalled_while_loading(*args: Any, **kwargs: Any) -> Any:
+        os.kill(os.getpid(), number)
+        await asyncio.sleep(0.1)
+        return await load(*args, **kwargs)
+
+    service.load_model = signalled_while_loading  # type: ignore[method-assign]
+    out = io.StringIO()
+    await asyncio.wait_for(run_console(service, model.root, url, InputLeftOpen("/help\n"), out), 30)
+
+    assert out.getvalue().strip() == "Stopped."  # no greeting, no /help answered
 
 
 @pytest.mark.parametrize("stop", [b"/quit\r", b"\x03"], ids=["quit", "ctrl-c"])
