@@ -54,6 +54,7 @@ MAX_LINE = 10_000
 # Lines read ahead of the command being answered.
 _READ_AHEAD = 16
 _SEPARATORS = re.compile(r"[,;]+")
+_ODD_SPACE = re.compile("[^\\S\n]|[\u200b-\u200d\u2060\ufeff]")
 HISTORY_FAILED = "I can't read your history right now; please try again later."
 HELP = """\
 /recommend <playlist link | track links | path to a playlist file> [count=N]
@@ -110,6 +111,8 @@ class Console:
             self.say("Unknown command; type /help for the list.")
 
     async def request(self, kind: RequestKind, text: str) -> None:
+        # Any space (a pasted non-breaking one) or invisible character parts words as a space.
+        text = _ODD_SPACE.sub(" ", text)
         given = text
         try:
             words, count = _split_count(

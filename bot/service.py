@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import re
 import threading
 import time
 from bisect import bisect_left
@@ -38,7 +37,7 @@ from bot.storage import (
 )
 from recommender.bundle import load_bundle
 from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownTrackError
-from recommender.links import LinkError, parse_track_ref
+from recommender.links import LinkError, parse_track_ref, split_links
 from recommender.playlist_io import MAX_FILE_BYTES, PlaylistFileError, parse_playlist_text
 
 log = logging.getLogger(__name__)
@@ -49,7 +48,6 @@ AUTOCOMPLETE_LIMIT = 25
 CHOICE_LIMIT = 100
 # A /similar answer drops the member's dislikes; this many spares are fetched for them at most.
 DISLIKE_SPARES = 200
-_LINK_SEPARATORS = re.compile(r"[\s,;]+")
 # History rows kept in memory after failed writes; past this the oldest are dropped.
 MAX_UNSAVED = 1000
 # Forget cooldown stamps once this many members are remembered (old ones have expired anyway).
@@ -547,7 +545,7 @@ def _labels(recommender: HybridRecommender, track_ids: Sequence[str]) -> dict[st
 
 
 def _track_links(text: str) -> Seeds:
-    tokens = [token for token in _LINK_SEPARATORS.split(text) if token]
+    tokens = split_links(text)
     track_ids: list[str] = []
     for token in tokens:
         try:

@@ -6,7 +6,6 @@ import json
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import time
@@ -33,7 +32,7 @@ from recommender.challenge import check_writable, read_challenge_set, write_subm
 from recommender.collab import CollabSettings
 from recommender.data import DataError, find_mpd_files, iter_playlists
 from recommender.hybrid import HybridRecommender, RecommendationResult, UnknownTrackError
-from recommender.links import LinkError, parse_track_ref, track_uri
+from recommender.links import LinkError, parse_track_ref, split_links, track_uri
 from recommender.playlist_io import PlaylistFileError, read_playlist_file
 from recommender.rerank import RerankSettings
 from recommender.train import DEFAULT_KIND, MODELS, TrainSettings, train_from_directory
@@ -45,8 +44,6 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL: Path = Path(os.environ.get("HARMONYA_MODEL_DIR", "").strip() or "models/default")
 DEFAULT_DATA: Path = Path(os.environ.get("HARMONYA_DATA_DIR", "").strip() or "../shared/data/raw")
 CHALLENGE_LENGTH = 500
-# Between several tracks in one argument: commas, semicolons or spaces (a pasted line).
-_SEPARATORS = re.compile(r"[\s,;]+")
 MPD_HELP = (
     "Get the Million Playlist Dataset from AIcrowd (the 'Spotify Million Playlist Dataset "
     "Challenge' page), unpack it, and pass its data folder: harmonya train --data PATH/data"
@@ -140,8 +137,8 @@ def _parse_track(reference: str) -> str:
 def _parse_tracks(references: Sequence[str]) -> list[str]:
     """Track links, ids or URIs; also several in one argument, apart or comma-separated, as
     the console takes them."""
-    pieces = (p for r in references for p in _SEPARATORS.split(_without_option_name(r)))
-    return [_parse_track(piece) for piece in pieces if piece]
+    pieces = (p for r in references for p in split_links(_without_option_name(r)))
+    return [_parse_track(piece) for piece in pieces]
 
 
 def _print_result(

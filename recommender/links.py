@@ -18,6 +18,8 @@ _ID_RE = re.compile(r"[0-9A-Za-z]{22}")
 # A reference with no separators at all is meant as a bare id, even when it is a malformed one.
 _BARE_RE = re.compile(r"[\w-]+")
 # "/intl-de/", "/intl-pt-BR/", "/intl-es-419/": the web player's locale prefix.
+_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
+_BETWEEN_LINKS = re.compile("[\\s,;<>\u200b-\u200d\u2060\ufeff]+")
 _LOCALE_RE = re.compile(r"intl-[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _HOSTS = frozenset({"open.spotify.com", "play.spotify.com"})
 _SHORT_HOSTS = frozenset({"spotify.link", "spotify.app.link"})
@@ -96,9 +98,20 @@ def is_short_link(text: str) -> bool:
     return parts is not None and parts[0] in _SHORT_HOSTS and bool(parts[1])
 
 
+def split_links(text: str) -> list[str]:
+    """The pieces of ``text`` that may each be one link or id.
+
+    Pasted lists separate links by spaces of any kind, commas, semicolons, invisible
+    characters (a zero-width space) or the angle brackets Discord puts around a link; none of
+    these is ever part of a link.
+    """
+    return [piece for piece in _BETWEEN_LINKS.split(text) if piece]
+
+
 def _clean(text: str) -> str:
+    # An invisible character between two pasted links must part them, not join them.
+    text = _INVISIBLE.sub(" ", text).strip()
     # Discord shows `<url>` without an embed, so people paste links wrapped in angle brackets.
-    text = text.strip()
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1].strip()
     return text

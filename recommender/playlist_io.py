@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recommender.links import LinkError, parse_track_ref
+from recommender.links import LinkError, parse_track_ref, split_links
 from recommender.text import one_line
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ def _looks_like_csv(text: str, filename: str) -> bool:
     lines = (line.strip() for line in text.splitlines())
     content = (line for line in lines if line and not line.startswith("#"))
     first = next(content, "")
-    if not any(delimiter in first for delimiter in _DELIMITERS) or _is_track(first):
+    if not any(delimiter in first for delimiter in _DELIMITERS) or _only_links(first):
         return False
     # A text file may open with a title such as "Road trip, part 2" above its links.
     kinds = [_ref_kind(line) for line in itertools.islice(content, _SAMPLE_ROWS)]
@@ -182,6 +182,12 @@ def _ref_kind(text: str) -> str | None:
     except LinkError as exc:
         return exc.kind
     return "track"
+
+
+def _only_links(line: str) -> bool:
+    """A line of Spotify links and nothing else, however they are separated: not a CSV row."""
+    pieces = split_links(line)
+    return bool(pieces) and all(_ref_kind(piece) for piece in pieces)
 
 
 def _is_track(text: str) -> bool:
@@ -201,8 +207,8 @@ def _line_entries(text: str, limit: int) -> list[_Entry]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        words = stripped.split()
-        if len(words) == 1 or not all(_ref_kind(word) for word in words):
+        words = split_links(stripped)
+        if len(words) < 2 or not all(_ref_kind(word) for word in words):
             words = [stripped]
         for word in words:
             entries.append((number, word, word))

@@ -196,6 +196,19 @@ async def test_a_refused_upload_quoting_unprintable_text_is_answered_and_stored(
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("between", ["\u00a0", "\u200b", "\t"])
+async def test_links_pasted_with_any_space_between_them_are_each_used(
+    model: Model, tmp_path: Path, between: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    a, b = (f"https://open.spotify.com/track/{t}?si=x" for t in model.world.groups[0][:2])
+
+    out = await typed_into_console(model, url, f"/recommend {a}{between}{b} count=3\n")
+
+    assert "used 2 of 2" in out
+
+
+@pytest.mark.asyncio
 async def test_console_takes_discords_option_names_too(model: Model, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     a, b = model.world.groups[0][:2]

@@ -92,9 +92,15 @@ def test_recommend_takes_discord_option_names_and_comma_lists(
     assert "seeds: 3" in typed.stderr
 
 
-def test_two_links_pasted_into_one_argument_are_both_used(world: World, world_bundle: Path) -> None:
+@pytest.mark.parametrize(
+    "between", [" ", "\t", "\u00a0", "\u3000", "\u200b", "\u2060", "\n", " , ", "> <"]
+)
+def test_two_links_pasted_into_one_argument_are_both_used(
+    world: World, world_bundle: Path, between: str
+) -> None:
     seeds = world.groups[2][:2]
-    pasted = " ".join(f"https://open.spotify.com/track/{seed}?si=abc" for seed in seeds)
+    links = [f"https://open.spotify.com/track/{seed}?si=abc" for seed in seeds]
+    pasted = "< " + between.join(links) + " >"
 
     result = run("recommend", "--model", world_bundle, "-k", 5, "--json", pasted)
 

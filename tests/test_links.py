@@ -116,6 +116,10 @@ INVALID_TRACK_ID = "that is not a valid Spotify track id: ids are 22 letters and
             "there is more after the link: give one link at a time",
         ),
         ("never gonna give you up", "that is not a Spotify link"),
+        (
+            f"https://open.spotify.com/track/{TRACK}?si=x\u200bhttps://open.spotify.com/track/{TRACK}",
+            "there is more after the link: give one link at a time",
+        ),
         (f"https://open.spotify.com.evil.example/track/{TRACK}", "that is not a Spotify link"),
         (f"https://spotify.com/track/{TRACK}", "that is not a Spotify link"),
         (f"ftp://open.spotify.com/track/{TRACK}", "that is not a Spotify link"),

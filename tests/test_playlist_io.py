@@ -89,6 +89,19 @@ def test_a_line_of_several_links_gives_each_and_a_titled_line_is_skipped() -> No
     assert playlist.skipped == [(2, f"My list {url(C)}", "that is not a Spotify link")]
 
 
+@pytest.mark.parametrize("between", ["\t", ", ", ",", ";", "\u200b", "\u00a0"])
+@pytest.mark.parametrize("lines", [1, 2])
+def test_links_apart_on_a_line_are_each_read_however_they_are_separated(
+    between: str, lines: int
+) -> None:
+    text = f"{url(A)}?si=x{between}{uri(B)}\n" + (f"{C}\n" if lines == 2 else "")
+
+    playlist = parse_playlist_text(text, "mix.txt")
+
+    assert playlist.track_ids == [A, B, C][: lines + 1]
+    assert playlist.skipped == []
+
+
 def test_duplicates_are_dropped_keeping_the_first() -> None:
     playlist = parse_playlist_text(f"{uri(B)}\n{url(A)}\n{B}\n{uri(A)}\n{C}\n")
 
