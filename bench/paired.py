@@ -85,7 +85,7 @@ def main(
 ) -> None:
     try:
         playlists, artists = read_truth(truth)
-        if a.resolve() == b.resolve():
+        if a.resolve() == b.resolve() or (a.exists() and b.exists() and a.samefile(b)):
             raise click.UsageError(f"{a} and {b} are the same file: give two submissions")
         expected = given = truths(playlists)
         if warm_data is not None:

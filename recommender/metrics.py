@@ -309,7 +309,7 @@ class _Checker:
         if not _PID_RE.fullmatch(text):
             self._problem(number, None, f"no pid: the line starts with {_show(text)}")
             return None
-        if len(text) > MAX_PID_DIGITS:
+        if len(text.lstrip("0")) > MAX_PID_DIGITS:
             self._problem(number, None, f"pid {_show(text)} is not in the challenge set")
             return None
         pid = int(text)

@@ -12,6 +12,9 @@ import re
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 _LINE_BREAK = re.compile(r"[\n\u2028\u2029\x85]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+# Direction overrides, embeddings and isolates can turn the rest of a line around; zero-width
+# spaces hide in names. Neither belongs in a title.
+_HIDDEN = re.compile("[\u200b\u2060\ufeff\u202a-\u202e\u2066-\u2069]")
 
 
 def printable(text: str) -> str:
@@ -20,5 +23,8 @@ def printable(text: str) -> str:
 
 
 def one_line(text: str) -> str:
-    """:func:`printable`, on one line and without surrounding spaces: for names."""
-    return _LINE_BREAK.sub(" ", printable(text)).strip()
+    """:func:`printable` on one line, spaces single, hidden characters gone: for names.
+
+    Single spaces, because a name is looked up as typed and typing collapses them.
+    """
+    return " ".join(_HIDDEN.sub("", _LINE_BREAK.sub(" ", printable(text))).split())

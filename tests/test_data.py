@@ -328,8 +328,9 @@ def test_catalog_label_falls_back_to_what_is_known() -> None:
 def test_names_with_line_breaks_control_characters_or_lone_surrogates_save_and_load(
     tmp_path: Path,
 ) -> None:
-    names = ["Song\rRemix", "Line\nbreak\u2028here", "Bad \ud800 half"]
-    catalog = TrackCatalog.merge([([A, B, C], names, ["Band\x1b[31m", "\tTabbed ", "Ok"])])
+    names = ["Song\r\nRemix", "Line\nbreak\u2028here", "Bad \ud800 half"]
+    artists = ["Band\x1b[31m", "\tTabbed ", "Bidi\u202eevil\u200b"]
+    catalog = TrackCatalog.merge([([A, B, C], names, artists)])
     path = tmp_path / "catalog.csv"
 
     catalog.save(path)
@@ -337,7 +338,7 @@ def test_names_with_line_breaks_control_characters_or_lone_surrogates_save_and_l
 
     assert loaded.track_ids == [A, B, C]
     assert loaded.names == ["Song Remix", "Line break here", "Bad \ufffd half"]
-    assert loaded.artists == ["Band [31m", "Tabbed", "Ok"]
+    assert loaded.artists == ["Band [31m", "Tabbed", "Bidievil"]
 
 
 def test_catalog_refuses_repeated_ids_and_ragged_columns() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -227,12 +228,17 @@ def paired(*args: object) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_paired_bootstrap_compares_two_submissions_of_one_run(evaluation: Path) -> None:
+def test_paired_bootstrap_compares_two_submissions_of_one_run(
+    evaluation: Path, tmp_path: Path
+) -> None:
     submissions = evaluation / "submissions"
     a, b = submissions / "most-popular.csv", submissions / "item-knn.csv"
 
     done = paired(evaluation / "truth.json", a, b, "--resamples", 200)
     same = paired(evaluation / "truth.json", a, submissions / ".." / "submissions" / a.name)
+    hardlink = tmp_path / "copy.csv"
+    os.link(a, hardlink)
+    linked = paired(evaluation / "truth.json", a, hardlink)
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0] == "item-knn.csv minus most-popular.csv, 8 playlists:"
@@ -242,6 +248,7 @@ def test_paired_bootstrap_compares_two_submissions_of_one_run(evaluation: Path) 
         "clicks",
     ]
     assert same.returncode == 2 and "are the same file" in same.stderr
+    assert linked.returncode == 2 and "are the same file" in linked.stderr
 
 
 def test_paired_refuses_a_submission_from_another_run_and_bad_input(
