@@ -275,7 +275,8 @@ def fingerprint_files(paths: Iterable[Path], root: Path | None = None) -> str:
     for path in sorted(Path(p) for p in paths):
         inside = root is not None and path.is_relative_to(root)
         name = str(path.relative_to(root)) if inside and root is not None else path.name
-        digest.update(name.encode())
+        # A file name that is not UTF-8 comes back as its own bytes, not an error.
+        digest.update(name.encode("utf-8", "surrogateescape"))
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -277,6 +278,13 @@ def test_fingerprint_follows_bytes_and_names_only(tmp_path: Path) -> None:
 
     assert same and in_either_order and renamed
     assert fingerprint_files([first]) != before
+
+
+def test_a_file_name_that_is_not_utf8_has_a_fingerprint(tmp_path: Path) -> None:
+    odd = tmp_path / os.fsdecode(b"feat\xff.csv")
+    odd.write_text("id,danceability\n")
+
+    assert len(fingerprint_files([odd], root=tmp_path)) == 64
 
 
 # --- catalogue and popularity ---------------------------------------------------------------
