@@ -115,8 +115,9 @@ class Console:
         text = _ODD_SPACE.sub(" ", text)
         given = text
         try:
+            recommend = kind is RequestKind.RECOMMEND
             words, count = _split_count(
-                text, MAX_RECOMMEND if kind is RequestKind.RECOMMEND else MAX_SIMILAR
+                text, MAX_RECOMMEND if recommend else MAX_SIMILAR, name=not recommend
             )
             if kind is RequestKind.RECOMMEND:
                 source = await self.service.run_io(
@@ -280,11 +281,16 @@ def _request_lines(number: int, request: StoredRequest) -> str:
     return "\n".join(lines)
 
 
-def _split_count(text: str, maximum: int) -> tuple[list[str], int]:
+def _split_count(text: str, maximum: int, *, name: bool = False) -> tuple[list[str], int]:
+    """Words and count=; a ``name`` (a /similar search) may hold a lone apostrophe."""
     try:
         words = shlex.split(text) if text else []
     except ValueError:
-        raise BadInput("A quote is not closed; put a matching \" or ' after the text.") from None
+        if not name:
+            raise BadInput(
+                "A quote is not closed; put a matching \" or ' after the text."
+            ) from None
+        words = text.split()  # "Don't Stop Me Now" is a title, not an open quote
     words = [w for w in (_discord_option(word) for word in _join_count(words)) if w]
     counts = [word for word in words if word.startswith("count=")]
     if len(counts) > 1:

@@ -209,6 +209,18 @@ async def test_links_pasted_with_any_space_between_them_are_each_used(
 
 
 @pytest.mark.asyncio
+async def test_a_title_with_an_apostrophe_is_searched_not_refused(
+    model: Model, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
+
+    out = await typed_into_console(model, url, "/similar Don't Stop Me Now\n")
+
+    assert "quote is not closed" not in out
+    assert "I don't know a track by that name" in out  # searched for, not in this catalogue
+
+
+@pytest.mark.asyncio
 async def test_console_takes_discords_option_names_too(model: Model, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'history.sqlite3'}"
     a, b = model.world.groups[0][:2]
