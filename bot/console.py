@@ -38,7 +38,7 @@ from bot.storage import (
 )
 from recommender.links import LinkError, ShortLinkError, parse_playlist_ref, parse_track_ref
 from recommender.playlist_io import os_reason
-from recommender.text import printable
+from recommender.text import INVISIBLE, printable
 
 log = logging.getLogger(__name__)
 INPUT_THREAD = "harmonya-console-input"
@@ -54,7 +54,7 @@ MAX_LINE = 10_000
 # Lines read ahead of the command being answered.
 _READ_AHEAD = 16
 _SEPARATORS = re.compile(r"[,;]+")
-_ODD_SPACE = re.compile("[^\\S\n]|[\u200b-\u200d\u2060\ufeff]")
+_ODD_SPACE = re.compile(f"[^\\S\n]|[{INVISIBLE}]")
 HISTORY_FAILED = "I can't read your history right now; please try again later."
 HELP = """\
 /recommend <playlist link | track links | path to a playlist file> [count=N]

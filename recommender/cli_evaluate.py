@@ -265,8 +265,6 @@ def _clear_earlier_run(out: Path) -> None:
 def _split(
     data: Path, per_scenario: int, validation: int, scenarios: list[Scenario], seed: int
 ) -> tuple[ChallengeSplit, dict[str, str]]:
-    if not data.is_dir():
-        raise DataError(f"--data must be a folder of playlist slices and feature tables: {data}")
     interactions = read_interactions(data)
     try:
         split = challenge_split(

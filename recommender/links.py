@@ -11,15 +11,17 @@ import re
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
+from recommender.text import INVISIBLE
+
 log = logging.getLogger(__name__)
 
 ID_LENGTH = 22
 _ID_RE = re.compile(r"[0-9A-Za-z]{22}")
 # A reference with no separators at all is meant as a bare id, even when it is a malformed one.
 _BARE_RE = re.compile(r"[\w-]+")
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
+_BETWEEN_LINKS = re.compile(f"[\\s,;<>{INVISIBLE}]+")
 # "/intl-de/", "/intl-pt-BR/", "/intl-es-419/": the web player's locale prefix.
-_INVISIBLE = re.compile("[\u200b-\u200d\u2060\ufeff]")
-_BETWEEN_LINKS = re.compile("[\\s,;<>\u200b-\u200d\u2060\ufeff]+")
 _LOCALE_RE = re.compile(r"intl-[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _HOSTS = frozenset({"open.spotify.com", "play.spotify.com"})
 _SHORT_HOSTS = frozenset({"spotify.link", "spotify.app.link"})

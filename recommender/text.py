@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 
+# Zero-width space, non-joiner and joiner, word joiner, byte-order mark: invisible characters
+# that a copy and paste leaves between words (a regular-expression character range).
+INVISIBLE = "\u200b-\u200d\u2060\ufeff"
 _CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 _LINE_BREAK = re.compile(r"[\n\u2028\u2029\x85]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
