@@ -36,7 +36,13 @@ from bot.storage import (
     StoredRequest,
     upgrade_database,
 )
-from recommender.links import LinkError, ShortLinkError, parse_playlist_ref, parse_track_ref
+from recommender.links import (
+    LinkError,
+    ShortLinkError,
+    parse_playlist_ref,
+    parse_track_ref,
+    split_links,
+)
 from recommender.playlist_io import os_reason
 from recommender.text import INVISIBLE, printable
 
@@ -53,7 +59,6 @@ DRAIN_TIMEOUT = 10.0
 MAX_LINE = 10_000
 # Lines read ahead of the command being answered.
 _READ_AHEAD = 16
-_SEPARATORS = re.compile(r"[,;]+")
 _ODD_SPACE = re.compile(f"[^\\S\n]|[{INVISIBLE}]")
 HISTORY_FAILED = "I can't read your history right now; please try again later."
 HELP = """\
@@ -340,9 +345,7 @@ def _source(words: Sequence[str], max_bytes: int) -> Source:
         if upload is None and not _is_track(word) and _is_file(word):
             upload = _read_upload(Path(word), max_bytes)
             continue
-        for piece in _SEPARATORS.split(word):
-            if not piece:
-                continue
+        for piece in split_links(word):  # the command line's and the bot's rule
             if _is_track(piece):
                 tracks.append(piece)
             else:

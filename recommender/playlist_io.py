@@ -207,8 +207,8 @@ def _line_entries(text: str, limit: int) -> list[_Entry]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        words = split_links(stripped)
-        if len(words) < 2 or not all(_ref_kind(word) for word in words):
+        words = split_links(stripped) if _only_links(stripped) else []
+        if len(words) < 2:
             words = [stripped]
         for word in words:
             entries.append((number, word, word))
