@@ -227,7 +227,6 @@ def _prepare(out: Path, data: Path, cache: Path | None) -> None:
                 "is written there would be read as training data; choose a folder outside it"
             )
     paths = [out / name for name in (*RUN_FILES, *EARLIER_RUN)]
-    paths += [out / (name + ".tmp") for name in (*RUN_FILES, *EARLIER_RUN)]
     paths += sorted((out / "submissions").glob("*.csv"))
     for path in paths:
         if path.exists() and not path.is_file():

@@ -140,8 +140,15 @@ def walk_files(root: Path) -> list[Path]:
 
 
 def data_folders(root: Path) -> list[Path]:
-    """The real path of every folder :func:`walk_files` reads files from."""
-    return [real for real, _ in _walk(root)]
+    """The real path of every folder :func:`walk_files` reads files from, symlinked files'
+    folders included."""
+    folders: dict[Path, None] = {}
+    for real, files in _walk(root):
+        folders[real] = None
+        for path in files:
+            if path.is_symlink():
+                folders[path.resolve().parent] = None
+    return list(folders)
 
 
 def _walk(root: Path) -> Iterator[tuple[Path, list[Path]]]:

@@ -21,6 +21,7 @@ import numpy as np
 from recommender.benchmark import Evaluation, MethodResult
 from recommender.metrics import PlaylistScore
 from recommender.split import SCENARIO_NAMES
+from recommender.text import write_text_atomically
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +249,5 @@ def write_report(evaluation: Evaluation, folder: Path, command: str = "") -> Seq
         (written[0], text),
         (written[1], json.dumps(results_json(evaluation), indent=2)),
     ):
-        temp = path.with_name(path.name + ".tmp")
-        temp.write_text(content + "\n", encoding="utf-8")
-        temp.replace(path)
+        write_text_atomically(path, content + "\n")
     return written + plots(evaluation, folder)

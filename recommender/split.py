@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from recommender.data import TRACK_URI_PREFIX, DataError, Interactions
+from recommender.text import write_text_atomically
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,4 @@ def _held_out(entry: Any, where: str) -> HeldOut:
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     path = Path(path)
-    temp = path.with_name(path.name + ".tmp")
-    with temp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, ensure_ascii=False)
-    temp.replace(path)
+    write_text_atomically(path, json.dumps(data, ensure_ascii=False))

@@ -289,7 +289,9 @@ def test_an_output_folder_that_cannot_be_made_fails_before_any_work(
     assert "split:" not in result.stderr  # refused before the data was read
 
 
-@pytest.mark.parametrize("link", ["out inside data", "submissions into data", "data to out"])
+@pytest.mark.parametrize(
+    "link", ["out inside data", "submissions into data", "data to out", "data file in out"]
+)
 def test_a_report_that_overlaps_the_data_folder_is_refused(tmp_path: Path, link: str) -> None:
     data = write_world(tmp_path / "data").directory
     out = tmp_path / "run"
@@ -298,9 +300,13 @@ def test_a_report_that_overlaps_the_data_folder_is_refused(tmp_path: Path, link:
     elif link == "submissions into data":  # an earlier run's clean-up would delete data files
         out.mkdir()
         (out / "submissions").symlink_to(data)
-    else:  # the data walk follows the link into the report folder
+    elif link == "data to out":  # the data walk follows the link into the report folder
         out.mkdir()
         (data / "runs").symlink_to(out)
+    else:  # the feature table the data folder links to lies where the clean-up deletes
+        (out / "submissions").mkdir(parents=True)
+        (data / "audio_features.csv").rename(out / "submissions" / "features.csv")
+        (data / "audio_features.csv").symlink_to(out / "submissions" / "features.csv")
     before = sorted(p.name for p in data.iterdir())
 
     result = run("evaluate", "--data", data, "--out", out, "--no-baselines")
@@ -321,7 +327,7 @@ def test_a_cache_inside_the_data_folder_is_refused(world: World, tmp_path: Path)
 
 @pytest.mark.parametrize(
     "where",
-    ["report.md", "truth.json", "truth.json.tmp", "submissions/harmonya-hybrid.csv", "cache"],
+    ["report.md", "truth.json", "submissions/harmonya-hybrid.csv", "cache"],
 )
 def test_a_file_of_the_run_that_cannot_be_written_is_refused_before_training(
     world: World, tmp_path: Path, where: str
