@@ -312,7 +312,7 @@ class _Checker:
         if len(text.lstrip("0")) > MAX_PID_DIGITS:
             self._problem(number, None, f"pid {_show(text)} is not in the challenge set")
             return None
-        pid = int(text)
+        pid = int(text.lstrip("0") or "0")  # leading zeros would count against int()'s limit
         if pid not in self.truths:
             self._problem(number, pid, f"pid {pid} is not in the challenge set")
             return None

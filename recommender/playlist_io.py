@@ -168,10 +168,13 @@ def _looks_like_csv(text: str, filename: str) -> bool:
     lines = (line.strip() for line in text.splitlines())
     content = (line for line in lines if line and not line.startswith("#"))
     first = next(content, "")
-    if not any(delimiter in first for delimiter in _DELIMITERS) or _only_links(first):
+    if not any(delimiter in first for delimiter in _DELIMITERS):
+        return False
+    if _is_track(first) or _several_tracks(first):
         return False
     # A text file may open with a title such as "Road trip, part 2" above its links.
-    kinds = [_ref_kind(line) for line in itertools.islice(content, _SAMPLE_ROWS)]
+    lines_after = itertools.islice(content, _SAMPLE_ROWS)
+    kinds = ["track" if _several_tracks(line) else _ref_kind(line) for line in lines_after]
     return None in kinds or "track" not in kinds
 
 
@@ -184,10 +187,13 @@ def _ref_kind(text: str) -> str | None:
     return "track"
 
 
-def _only_links(line: str) -> bool:
-    """A line of Spotify links and nothing else, however they are separated: not a CSV row."""
+def _several_tracks(line: str) -> list[str]:
+    """The pieces of a line of two or more track links or URIs and nothing else, however
+    they are separated; else none. Bare ids do not count: "id,id" is a CSV row (a track id
+    and, say, an artist id)."""
     pieces = split_links(line)
-    return bool(pieces) and all(_ref_kind(piece) for piece in pieces)
+    linked = all((":" in p or "/" in p) and _is_track(p) for p in pieces)
+    return pieces if len(pieces) > 1 and linked else []
 
 
 def _is_track(text: str) -> bool:
@@ -207,9 +213,7 @@ def _line_entries(text: str, limit: int) -> list[_Entry]:
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
-        words = split_links(stripped) if _only_links(stripped) else []
-        if len(words) < 2:
-            words = [stripped]
+        words = _several_tracks(stripped) or [stripped]
         for word in words:
             entries.append((number, word, word))
             if len(entries) >= limit:

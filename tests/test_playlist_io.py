@@ -22,6 +22,7 @@ from recommender.playlist_io import (
 A = "4uLU6hMCjMI75M1A2tKUQC"
 B = "0VjIjW4GlUZAMYd2vXMi3b"
 C = "7qiZfU4dY1lWllzX7mPBI3"
+D = "3n3Ppam7vgaVa1iaRUc9Lp"
 EPISODE = "512ojhOuo1ktJprKbVcKyQ"
 # What click hands over for an empty argument; it equals Path(".").
 EMPTY_PATH = Path("")  # noqa: PTH201
@@ -100,6 +101,24 @@ def test_links_apart_on_a_line_are_each_read_however_they_are_separated(
 
     assert playlist.track_ids == [A, B, C][: lines + 1]
     assert playlist.skipped == []
+
+
+@pytest.mark.parametrize("between", [",", " ", "; ", "\t"])
+def test_a_titled_text_file_of_lines_of_several_links_reads_every_link(between: str) -> None:
+    text = f"My mix, vol 2\n{uri(A)}{between}{url(B)}\n{url(C)}{between}{uri(D)}\n"
+
+    playlist = parse_playlist_text(text, "titled.txt")
+
+    assert playlist.track_ids == [A, B, C, D]
+    assert playlist.skipped == [(1, "My mix, vol 2", "that is not a Spotify link")]
+
+
+def test_a_headerless_csv_of_bare_track_and_artist_ids_takes_the_first_column() -> None:
+    text = f"{A},{D}\n{B},{D}\n{C},{D}\n"
+
+    playlist = parse_playlist_text(text, "export_ids.txt")
+
+    assert playlist.track_ids == [A, B, C]
 
 
 def test_duplicates_are_dropped_keeping_the_first() -> None:
