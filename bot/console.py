@@ -131,7 +131,7 @@ class Console:
                 given = source.describe()
                 answer = await self.service.recommend(CONSOLE, source, count)
             else:
-                given = " ".join(words)
+                given = _unquoted(" ".join(words))
                 if not given:
                     raise BadInput("Give me a track link or name.")
                 answer = await self.service.similar(CONSOLE, given, count)
@@ -287,15 +287,12 @@ def _request_lines(number: int, request: StoredRequest) -> str:
 
 
 def _split_count(text: str, maximum: int, *, name: bool = False) -> tuple[list[str], int]:
-    """Words and count=; a ``name`` (a /similar search) may hold a lone apostrophe."""
+    """Words and count=. A ``name`` (a /similar search) is split at spaces only: its quotes,
+    apostrophes and backslashes belong to the title (I Love Rock 'n' Roll)."""
     try:
-        words = shlex.split(text) if text else []
+        words = text.split() if name else shlex.split(text)
     except ValueError:
-        if not name:
-            raise BadInput(
-                "A quote is not closed; put a matching \" or ' after the text."
-            ) from None
-        words = text.split()  # "Don't Stop Me Now" is a title, not an open quote
+        raise BadInput("A quote is not closed; put a matching \" or ' after the text.") from None
     words = [w for w in (_discord_option(word) for word in _join_count(words)) if w]
     counts = [word for word in words if word.startswith("count=")]
     if len(counts) > 1:
@@ -309,6 +306,13 @@ def _split_count(text: str, maximum: int, *, name: bool = False) -> tuple[list[s
             raise BadInput(f"count must be a number from 1 to {maximum}.")
         count = int(value)
     return words, count
+
+
+def _unquoted(name: str) -> str:
+    """A name typed inside one pair of quotes, without them."""
+    if len(name) > 1 and name[0] == name[-1] and name[0] in "\"'":
+        return name[1:-1].strip()
+    return name
 
 
 def _join_count(words: list[str]) -> list[str]:

@@ -23,6 +23,7 @@ from spotipy.cache_handler import CacheHandler, MemoryCacheHandler
 from spotipy.exceptions import SpotifyOauthError
 
 from recommender.links import LinkError, ShortLinkError, parse_playlist_ref, parse_track_ref
+from recommender.text import one_line
 
 log = logging.getLogger(__name__)
 
@@ -223,7 +224,9 @@ class SpotifyClient:
         meta = self._call(
             lambda sp: sp.playlist(playlist_id, market=self.market), deadline, playlist_id
         )
-        read = PlaylistRead(playlist_id, str(_as_dict(meta, playlist_id).get("name") or ""))
+        # The name is the answer's title: kept to one printable line, as uploads' names are.
+        name = one_line(str(_as_dict(meta, playlist_id).get("name") or ""))
+        read = PlaylistRead(playlist_id, name)
         self._read_items(read, cap, deadline)
 
         log.debug(

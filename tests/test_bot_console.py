@@ -27,7 +27,7 @@ import pytest
 from test_bot import Model, model  # noqa: F401 (model is a fixture, used by name)
 
 from bot.cogs.recommend import APOLOGY
-from bot.console import CONSOLE_MEMBER_ID, Console, run_console
+from bot.console import CONSOLE_MEMBER_ID, Console, _split_count, _unquoted, run_console
 from bot.service import RecommendService
 from bot.storage import HistoryStore, RequestStatus
 
@@ -218,6 +218,23 @@ async def test_a_title_with_an_apostrophe_is_searched_not_refused(
 
     assert "quote is not closed" not in out
     assert "I don't know a track by that name" in out  # searched for, not in this catalogue
+
+
+@pytest.mark.parametrize(
+    ("typed", "name", "count"),
+    [
+        ("I Love Rock 'n' Roll count=2", "I Love Rock 'n' Roll", 2),
+        ("\"I Love Rock 'n' Roll\"", "I Love Rock 'n' Roll", 10),
+        ('track:Happy - From "Despicable Me 2"', 'Happy - From "Despicable Me 2"', 10),
+        ("Axwell /\\ Ingrosso - Sun Is Shining", "Axwell /\\ Ingrosso - Sun Is Shining", 10),
+    ],
+)
+def test_a_similar_name_keeps_its_quotes_apostrophes_and_backslashes(
+    typed: str, name: str, count: int
+) -> None:
+    words, parsed_count = _split_count(typed, 50, name=True)
+
+    assert (_unquoted(" ".join(words)), parsed_count) == (name, count)
 
 
 @pytest.mark.asyncio

@@ -91,6 +91,14 @@ def add_tracks(fake: FakeSpotify, count: int, playlist_id: str = PLAYLIST) -> li
     return ids
 
 
+def test_a_playlist_name_is_read_as_one_printable_line(fake: FakeSpotify) -> None:
+    fake.add_playlist(PLAYLIST, "Road\u202etrip\nline 2\u200b  \x1b[31mred", [track_entry(tid(0))])
+
+    read = make_client(fake).read_playlist(f"https://open.spotify.com/playlist/{PLAYLIST}", 50)
+
+    assert read.name == "Roadtrip line 2 [31mred"
+
+
 def test_reads_every_page_of_a_long_playlist_in_order(fake: FakeSpotify) -> None:
     ids = add_tracks(fake, 2500)
 
