@@ -188,12 +188,14 @@ def _ref_kind(text: str) -> str | None:
 
 
 def _several_tracks(line: str) -> list[str]:
-    """The pieces of a line of two or more track links or URIs and nothing else, however
-    they are separated; else none. Bare ids do not count: "id,id" is a CSV row (a track id
-    and, say, an artist id)."""
+    """The pieces of a line of two or more track references and nothing else, however they
+    are separated; else none. Bare ids count only apart by spaces: "id,id" is a CSV row (a
+    track id and, say, an artist id)."""
     pieces = split_links(line)
-    linked = all((":" in p or "/" in p) and _is_track(p) for p in pieces)
-    return pieces if len(pieces) > 1 and linked else []
+    if len(pieces) < 2 or not all(_is_track(p) for p in pieces):
+        return []
+    linked = all(":" in p or "/" in p for p in pieces)
+    return pieces if linked or not any(d in line for d in _DELIMITERS) else []
 
 
 def _is_track(text: str) -> bool:

@@ -113,6 +113,12 @@ def test_a_titled_text_file_of_lines_of_several_links_reads_every_link(between: 
     assert playlist.skipped == [(1, "My mix, vol 2", "that is not a Spotify link")]
 
 
+def test_bare_ids_apart_by_spaces_on_a_line_are_each_read() -> None:
+    playlist = parse_playlist_text(f"{A} {B}\n{C}\n", "ids.txt")
+
+    assert playlist.track_ids == [A, B, C]
+
+
 def test_a_headerless_csv_of_bare_track_and_artist_ids_takes_the_first_column() -> None:
     text = f"{A},{D}\n{B},{D}\n{C},{D}\n"
 
